@@ -1,0 +1,348 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/shopspring/decimal"
+
+	"github.com/rebate-ledger/rebate/internal/money"
+	"github.com/rebate-ledger/rebate/internal/store"
+	"github.com/rebate-ledger/rebate/internal/store/sqlc"
+)
+
+// MaxTxAttempts bounds how often Transact runs a transaction that hit a deadlock or serialization
+// failure: retrying forever would hide a lock-order bug behind latency.
+const MaxTxAttempts = 5
+
+// Ledger writes and reads the journal.
+type Ledger struct {
+	pool *pgxpool.Pool
+	// accounts caches committed accounts by code and currency. Accounts are never deleted, so a
+	// cached id stays right; an account created by a transaction that may still roll back is not
+	// cached (see resolveAccounts).
+	accounts sync.Map
+}
+
+type account struct {
+	id   int64
+	code string
+	cur  money.Currency
+	spec AccountSpec
+}
+
+type accountKey struct {
+	code string
+	cur  money.Currency
+}
+
+// New returns a ledger on pool.
+func New(pool *pgxpool.Pool) *Ledger { return &Ledger{pool: pool} }
+
+// Pool is the ledger's connection pool.
+func (l *Ledger) Pool() *pgxpool.Pool { return l.pool }
+
+// Transact runs fn in a transaction, and runs it again (up to MaxTxAttempts in all) when the
+// transaction fails with a deadlock or serialization failure. fn must be safe to repeat: it sees a
+// fresh transaction each time.
+func (l *Ledger) Transact(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	var err error
+	for attempt := 1; attempt <= MaxTxAttempts; attempt++ {
+		err = store.WithTx(ctx, l.pool, fn)
+		if err == nil || !store.IsRetryable(err) {
+			return err
+		}
+		metricTxRetries.Inc()
+		time.Sleep(time.Duration(rand.IntN(5*attempt)+1) * time.Millisecond)
+	}
+	return fmt.Errorf("%w after %d attempts: %w", ErrTooManyRetries, MaxTxAttempts, err)
+}
+
+// PostTx writes one entry in its own transaction (retried on deadlock).
+func (l *Ledger) PostTx(ctx context.Context, req EntryRequest) (Entry, error) {
+	var e Entry
+	err := l.Transact(ctx, func(tx pgx.Tx) error {
+		var err error
+		e, err = l.Post(ctx, tx, req)
+		return err
+	})
+	return e, err
+}
+
+// Post writes one entry inside the caller's transaction, so the caller can add its own rows and
+// River jobs atomically with it. A replay of the same key and request returns the original entry
+// with Replayed set and writes nothing.
+func (l *Ledger) Post(ctx context.Context, tx pgx.Tx, req EntryRequest) (Entry, error) {
+	es, err := l.PostMany(ctx, tx, []EntryRequest{req})
+	if err != nil {
+		return Entry{}, err
+	}
+	return es[0], nil
+}
+
+// PostMany writes several entries in the caller's transaction with a handful of statements in all:
+// one insert for the entries, one for their postings, one balance update. Either all are written
+// (or replayed) or, on error, the caller's transaction must be rolled back.
+func (l *Ledger) PostMany(ctx context.Context, tx pgx.Tx, reqs []EntryRequest) ([]Entry, error) {
+	if len(reqs) == 0 {
+		return nil, nil
+	}
+	q := store.New(tx)
+	hashes := make([][]byte, len(reqs))
+	metas := make([][]byte, len(reqs))
+	byKey := make(map[string]int, len(reqs))
+	var keys []string
+	for i := range reqs {
+		r := &reqs[i]
+		if err := r.validate(); err != nil {
+			return nil, fmt.Errorf("entry %q: %w", r.Key, err)
+		}
+		if _, dup := byKey[r.Key]; dup {
+			return nil, fmt.Errorf("%w: idempotency key %q appears twice in one batch", ErrInvalidEntry, r.Key)
+		}
+		byKey[r.Key] = i
+		keys = append(keys, r.Key)
+		meta, err := r.metadataJSON()
+		if err != nil {
+			return nil, err
+		}
+		metas[i] = meta
+		hashes[i] = r.hash(meta)
+	}
+	accounts, err := l.resolveAccounts(ctx, q, reqs)
+	if err != nil {
+		return nil, err
+	}
+
+	params := sqlc.EntryInsertManyParams{Keys: keys, Hashes: hashes, Metadatas: metas}
+	for i := range reqs {
+		params.Kinds = append(params.Kinds, reqs[i].Kind)
+		params.OccurredAts = append(params.OccurredAts, reqs[i].OccurredAt)
+		params.RefersTos = append(params.RefersTos, reqs[i].RefersTo)
+	}
+	inserted, err := q.EntryInsertMany(ctx, params)
+	if err != nil {
+		return nil, fmt.Errorf("insert entries: %w", store.InterpretError(err))
+	}
+
+	out := make([]Entry, len(reqs))
+	written := make([]bool, len(reqs))
+	for _, row := range inserted {
+		i := byKey[row.IdempotencyKey]
+		written[i] = true
+		r := &reqs[i]
+		out[i] = Entry{ID: row.ID, Key: r.Key, Kind: r.Kind, OccurredAt: r.OccurredAt.UTC().Truncate(time.Microsecond),
+			RecordedAt: row.RecordedAt, Metadata: metas[i], RefersTo: r.RefersTo}
+	}
+	if len(inserted) < len(reqs) {
+		if err := l.loadReplays(ctx, q, reqs, hashes, written, out); err != nil {
+			return nil, err
+		}
+	}
+
+	var pp sqlc.PostingInsertManyParams
+	deltas := map[balanceKey]decimal.Decimal{}
+	shardOf := map[int64]int16{}
+	overdraft := map[int64]bool{}
+	for i := range reqs {
+		if !written[i] {
+			continue
+		}
+		r := &reqs[i]
+		for _, p := range r.Postings {
+			a := accounts[accountKey{p.Account, p.Amount.Currency()}]
+			pp.EntryIds = append(pp.EntryIds, out[i].ID)
+			pp.AccountIds = append(pp.AccountIds, a.id)
+			pp.Currencies = append(pp.Currencies, string(a.cur))
+			pp.Sides = append(pp.Sides, string(p.Side))
+			pp.Amounts = append(pp.Amounts, p.Amount.Decimal())
+			pp.RecordedAts = append(pp.RecordedAts, out[i].RecordedAt)
+			out[i].Postings = append(out[i].Postings, Posting{Account: p.Account, Side: p.Side, Amount: p.Amount})
+
+			shard, ok := shardOf[a.id]
+			if !ok {
+				// A hot account's rows are picked at random per transaction, which spreads
+				// concurrent writers over its shards; all postings of this call use one row.
+				if a.spec.Shards > 1 {
+					shard = int16(rand.IntN(int(a.spec.Shards)))
+				}
+				shardOf[a.id] = shard
+			}
+			k := balanceKey{a.id, shard}
+			delta := p.Amount.Decimal()
+			if (p.Side == Debit) != a.spec.Kind.DebitNormal() {
+				delta = delta.Neg()
+			}
+			deltas[k] = deltas[k].Add(delta)
+		}
+		for _, code := range r.AllowOverdraft {
+			for _, a := range accounts {
+				if a.code == code {
+					overdraft[a.id] = true
+				}
+			}
+		}
+	}
+	if len(pp.EntryIds) == 0 {
+		metricEntriesPosted.WithLabelValues("true").Add(float64(len(reqs)))
+		return out, nil
+	}
+	if err := q.PostingInsertMany(ctx, pp); err != nil {
+		return nil, fmt.Errorf("insert postings: %w", store.InterpretError(err))
+	}
+	if err := l.applyDeltas(ctx, q, deltas, accounts, overdraft); err != nil {
+		return nil, err
+	}
+	n := len(inserted)
+	metricEntriesPosted.WithLabelValues("false").Add(float64(n))
+	if n < len(reqs) {
+		metricEntriesPosted.WithLabelValues("true").Add(float64(len(reqs) - n))
+	}
+	return out, nil
+}
+
+type balanceKey struct {
+	account int64
+	shard   int16
+}
+
+// applyDeltas updates the cached balances in one statement (rows locked in a fixed order) and
+// refuses an overdraft of a member's available balance that the entry did not allow. Accounts that
+// may never go negative are guarded by the database's CHECK as well.
+func (l *Ledger) applyDeltas(ctx context.Context, q *store.Queries, deltas map[balanceKey]decimal.Decimal,
+	accounts map[accountKey]*account, overdraft map[int64]bool) error {
+	var p sqlc.BalanceApplyDeltasParams
+	for k, d := range deltas {
+		p.AccountIds = append(p.AccountIds, k.account)
+		p.Shards = append(p.Shards, k.shard)
+		p.Deltas = append(p.Deltas, d)
+	}
+	rows, err := q.BalanceApplyDeltas(ctx, p)
+	if err != nil {
+		err = store.InterpretError(err)
+		if errors.Is(err, store.ErrNegativeBalance) {
+			return fmt.Errorf("%w: %w", ErrInsufficientFunds, err)
+		}
+		return fmt.Errorf("update balances: %w", err)
+	}
+	if len(rows) != len(deltas) {
+		return fmt.Errorf("update balances: %d of %d balance rows found", len(rows), len(deltas))
+	}
+	byID := map[int64]*account{}
+	for _, a := range accounts {
+		byID[a.id] = a
+	}
+	for _, row := range rows {
+		a := byID[row.AccountID]
+		if a.spec.Shards > 1 || !row.Balance.IsNegative() || overdraft[a.id] {
+			continue
+		}
+		if deltas[balanceKey{row.AccountID, row.Shard}].IsNegative() {
+			return fmt.Errorf("%w: %s %s would be %s", ErrInsufficientFunds, a.code, a.cur, row.Balance.StringFixed(a.cur.Scale()))
+		}
+	}
+	return nil
+}
+
+// resolveAccounts finds or creates every account the requests name. An account created here
+// belongs to the caller's transaction and is cached only once it is seen committed.
+func (l *Ledger) resolveAccounts(ctx context.Context, q *store.Queries, reqs []EntryRequest) (map[accountKey]*account, error) {
+	out := map[accountKey]*account{}
+	for i := range reqs {
+		for _, p := range reqs[i].Postings {
+			k := accountKey{p.Account, p.Amount.Currency()}
+			if _, ok := out[k]; ok {
+				continue
+			}
+			if v, ok := l.accounts.Load(k); ok {
+				out[k] = v.(*account)
+				continue
+			}
+			a, err := l.findOrCreateAccount(ctx, q, k)
+			if err != nil {
+				return nil, err
+			}
+			out[k] = a
+		}
+	}
+	return out, nil
+}
+
+func (l *Ledger) findOrCreateAccount(ctx context.Context, q *store.Queries, k accountKey) (*account, error) {
+	spec, err := Classify(k.code)
+	if err != nil {
+		return nil, err
+	}
+	id, err := q.AccountInsert(ctx, sqlc.AccountInsertParams{
+		Code: k.code, Currency: string(k.cur), Kind: string(spec.Kind), AllowNegative: spec.AllowNegative, Shards: spec.Shards,
+	})
+	switch {
+	case err == nil:
+		err = q.BalanceShardsInsert(ctx, sqlc.BalanceShardsInsertParams{AccountID: id, AllowNegative: spec.AllowNegative, ShardCount: int32(spec.Shards)})
+		if err != nil {
+			return nil, fmt.Errorf("create balance rows of %s: %w", k.code, err)
+		}
+		return &account{id: id, code: k.code, cur: k.cur, spec: spec}, nil
+	case errors.Is(err, pgx.ErrNoRows):
+		// It existed: ON CONFLICT waited for its creator, so it is committed and safe to cache.
+		row, err := q.AccountGetByCode(ctx, sqlc.AccountGetByCodeParams{Code: k.code, Currency: string(k.cur)})
+		if err != nil {
+			return nil, fmt.Errorf("read account %s: %w", k.code, err)
+		}
+		a := &account{id: row.ID, code: k.code, cur: k.cur, spec: AccountSpec{Kind: AccountKind(row.Kind), AllowNegative: row.AllowNegative, Shards: row.Shards}}
+		l.accounts.Store(k, a)
+		return a, nil
+	default:
+		return nil, fmt.Errorf("create account %s: %w", k.code, store.InterpretError(err))
+	}
+}
+
+// loadReplays fills out the entries whose keys existed: same hash is a replay, else a conflict.
+func (l *Ledger) loadReplays(ctx context.Context, q *store.Queries, reqs []EntryRequest, hashes [][]byte, written []bool, out []Entry) error {
+	var keys []string
+	idx := map[string]int{}
+	for i := range reqs {
+		if !written[i] {
+			keys = append(keys, reqs[i].Key)
+			idx[reqs[i].Key] = i
+		}
+	}
+	rows, err := q.EntryGetByKeys(ctx, keys)
+	if err != nil {
+		return fmt.Errorf("read replayed entries: %w", err)
+	}
+	if len(rows) != len(keys) {
+		return fmt.Errorf("read replayed entries: found %d of %d", len(rows), len(keys))
+	}
+	var ids []int64
+	pos := map[int64]int{}
+	for _, row := range rows {
+		i := idx[row.IdempotencyKey]
+		if !sameHash(row.RequestHash, hashes[i]) {
+			return fmt.Errorf("%w: %q", ErrIdempotencyConflict, row.IdempotencyKey)
+		}
+		out[i] = Entry{ID: row.ID, Key: row.IdempotencyKey, Kind: row.Kind, OccurredAt: row.OccurredAt, RecordedAt: row.RecordedAt,
+			Metadata: row.Metadata, RefersTo: row.RefersTo.Int64, Replayed: true}
+		ids = append(ids, row.ID)
+		pos[row.ID] = i
+	}
+	postings, err := q.PostingListByEntries(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("read replayed postings: %w", err)
+	}
+	for _, p := range postings {
+		amt, err := money.New(p.Amount, money.Currency(p.Currency))
+		if err != nil {
+			return err
+		}
+		i := pos[p.EntryID]
+		out[i].Postings = append(out[i].Postings, Posting{ID: p.ID, Account: p.Code, Side: Side(p.Side), Amount: amt})
+	}
+	return nil
+}

@@ -1,0 +1,329 @@
+package ledger_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/rebate-ledger/rebate/internal/ledger"
+	"github.com/rebate-ledger/rebate/internal/money"
+	"github.com/rebate-ledger/rebate/internal/pgtest"
+	"github.com/rebate-ledger/rebate/internal/store"
+)
+
+type testBundle struct {
+	pool   *pgxpool.Pool
+	ledger *ledger.Ledger
+}
+
+func setup(t *testing.T) (*ledger.Ledger, *testBundle) {
+	t.Helper()
+	pool := pgtest.New(t)
+	l := ledger.New(pool)
+	return l, &testBundle{pool: pool, ledger: l}
+}
+
+func cny(s string) money.Amount { return money.MustParse(s, money.CNY) }
+
+// rebate is a rebate-shaped entry: the platform expense pays members' held balances.
+func rebate(key string, credits map[string]string) ledger.EntryRequest {
+	req := ledger.EntryRequest{Key: key, Kind: "accrual", OccurredAt: time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)}
+	total := money.Zero(money.CNY)
+	for member, amt := range credits {
+		a := cny(amt)
+		total, _ = total.Add(a)
+		req.Postings = append(req.Postings, ledger.PostingRequest{Account: ledger.MemberAccount(member, "held"), Side: ledger.Credit, Amount: a})
+	}
+	req.Postings = append(req.Postings, ledger.PostingRequest{Account: ledger.RebateExpense, Side: ledger.Debit, Amount: total})
+	return req
+}
+
+func move(key, from, to, amt string) ledger.EntryRequest {
+	return ledger.EntryRequest{Key: key, Kind: "release", OccurredAt: time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC),
+		Postings: []ledger.PostingRequest{
+			{Account: from, Side: ledger.Debit, Amount: cny(amt)},
+			{Account: to, Side: ledger.Credit, Amount: cny(amt)},
+		}}
+}
+
+func countRows(t *testing.T, pool *pgxpool.Pool, table string) int {
+	t.Helper()
+	var n int
+	require.NoError(t, pool.QueryRow(context.Background(), "SELECT count(*) FROM "+table).Scan(&n))
+	return n
+}
+
+func TestPost(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("WritesBalancedEntryAndBalances", func(t *testing.T) {
+		t.Parallel()
+		l, _ := setup(t)
+		e, err := l.PostTx(ctx, rebate("k1", map[string]string{"u1": "4.99", "u2": "1.99"}))
+		require.NoError(t, err)
+		require.False(t, e.Replayed)
+		require.Len(t, e.Postings, 3)
+		bal, err := l.Balance(ctx, "member:u1:held", money.CNY)
+		require.NoError(t, err)
+		require.Equal(t, "4.99", bal.String())
+		exp, err := l.Balance(ctx, ledger.RebateExpense, money.CNY)
+		require.NoError(t, err)
+		require.Equal(t, "6.98", exp.String())
+	})
+
+	t.Run("ReplaySameRequestReturnsOriginal", func(t *testing.T) {
+		t.Parallel()
+		l, b := setup(t)
+		first, err := l.PostTx(ctx, rebate("k1", map[string]string{"u1": "1.00"}))
+		require.NoError(t, err)
+		again, err := l.PostTx(ctx, rebate("k1", map[string]string{"u1": "1.00"}))
+		require.NoError(t, err)
+		require.True(t, again.Replayed)
+		require.Equal(t, first.ID, again.ID)
+		require.Equal(t, first.RecordedAt, again.RecordedAt)
+		require.Len(t, again.Postings, 2)
+		require.Equal(t, 1, countRows(t, b.pool, "entries"))
+		bal, _ := l.Balance(ctx, "member:u1:held", money.CNY)
+		require.Equal(t, "1.00", bal.String())
+	})
+
+	t.Run("ReplayDifferentRequestConflicts", func(t *testing.T) {
+		t.Parallel()
+		l, b := setup(t)
+		_, err := l.PostTx(ctx, rebate("k1", map[string]string{"u1": "1.00"}))
+		require.NoError(t, err)
+		_, err = l.PostTx(ctx, rebate("k1", map[string]string{"u1": "1.01"}))
+		require.ErrorIs(t, err, ledger.ErrIdempotencyConflict)
+		require.Equal(t, 1, countRows(t, b.pool, "entries"))
+		require.Equal(t, 2, countRows(t, b.pool, "postings"))
+	})
+
+	t.Run("ConcurrentDuplicatesWriteOneEntry", func(t *testing.T) {
+		t.Parallel()
+		l, b := setup(t)
+		const n = 16
+		ids := make([]int64, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				e, err := l.PostTx(ctx, rebate("same", map[string]string{"u1": "3.00", "u2": "2.00"}))
+				ids[i], errs[i] = e.ID, err
+			})
+		}
+		close(start)
+		wg.Wait()
+		for i := range n {
+			require.NoError(t, errs[i])
+			require.Equal(t, ids[0], ids[i])
+		}
+		require.Equal(t, 1, countRows(t, b.pool, "entries"))
+		bal, _ := l.Balance(ctx, "member:u1:held", money.CNY)
+		require.Equal(t, "3.00", bal.String())
+	})
+
+	t.Run("RejectsInvalidEntriesBeforeTheDatabase", func(t *testing.T) {
+		t.Parallel()
+		l, b := setup(t)
+		unbalanced := rebate("u", map[string]string{"u1": "1.00"})
+		unbalanced.Postings[1].Amount = cny("1.01")
+		oneSided := rebate("o", map[string]string{"u1": "1.00"})
+		oneSided.Postings = oneSided.Postings[:1]
+		negative := move("n", "member:u1:held", "member:u1:available", "1.00")
+		negative.Postings[0].Amount = cny("-1.00")
+		negative.Postings[1].Amount = cny("-1.00")
+		unknown := move("x", "platform:bank", "member:u1:available", "1.00")
+		noKey := rebate("", map[string]string{"u1": "1.00"})
+		badKind := rebate("bk", map[string]string{"u1": "1.00"})
+		badKind.Kind = "Drop Table"
+		for name, req := range map[string]ledger.EntryRequest{
+			"unbalanced": unbalanced, "one posting": oneSided, "negative": negative,
+			"unknown account": unknown, "no key": noKey, "bad kind": badKind,
+		} {
+			_, err := l.PostTx(ctx, req)
+			require.Error(t, err, name)
+			require.True(t, errors.Is(err, ledger.ErrInvalidEntry) || errors.Is(err, ledger.ErrUnknownAccount), "%s: %v", name, err)
+		}
+		require.Equal(t, 0, countRows(t, b.pool, "entries"))
+	})
+
+	t.Run("HeldCannotGoNegative", func(t *testing.T) {
+		t.Parallel()
+		l, b := setup(t)
+		_, err := l.PostTx(ctx, rebate("k1", map[string]string{"u1": "1.00"}))
+		require.NoError(t, err)
+		_, err = l.PostTx(ctx, move("k2", "member:u1:held", "member:u1:available", "1.01"))
+		require.ErrorIs(t, err, ledger.ErrInsufficientFunds)
+		require.Equal(t, 1, countRows(t, b.pool, "entries"))
+	})
+
+	t.Run("AvailableGoesNegativeOnlyWhenAllowed", func(t *testing.T) {
+		t.Parallel()
+		l, _ := setup(t)
+		_, err := l.PostTx(ctx, rebate("k1", map[string]string{"u1": "1.00"}))
+		require.NoError(t, err)
+		_, err = l.PostTx(ctx, move("k2", "member:u1:held", "member:u1:available", "1.00"))
+		require.NoError(t, err)
+		clawback := move("k3", "member:u1:available", ledger.RebateExpense, "1.50")
+		clawback.Kind = "clawback"
+		clawback.Postings[1].Side = ledger.Credit
+		_, err = l.PostTx(ctx, clawback)
+		require.ErrorIs(t, err, ledger.ErrInsufficientFunds)
+		clawback.AllowOverdraft = []string{"member:u1:available"}
+		_, err = l.PostTx(ctx, clawback)
+		require.NoError(t, err)
+		bal, _ := l.Balance(ctx, "member:u1:available", money.CNY)
+		require.Equal(t, "-0.50", bal.String())
+	})
+
+	t.Run("CallerTransactionRollsBackEverything", func(t *testing.T) {
+		t.Parallel()
+		l, b := setup(t)
+		err := l.Transact(ctx, func(tx pgx.Tx) error {
+			if _, err := l.Post(ctx, tx, rebate("k1", map[string]string{"new-member": "1.00"})); err != nil {
+				return err
+			}
+			return errors.New("caller changed its mind")
+		})
+		require.Error(t, err)
+		require.Equal(t, 0, countRows(t, b.pool, "entries"))
+		// The account the rolled-back entry created is gone too, and using it again works.
+		_, err = l.PostTx(ctx, rebate("k1", map[string]string{"new-member": "1.00"}))
+		require.NoError(t, err)
+	})
+}
+
+func TestDatabaseEnforcesJournalRules(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, b := setup(t)
+	e, err := l.PostTx(ctx, rebate("k1", map[string]string{"u1": "1.00"}))
+	require.NoError(t, err)
+
+	for _, sql := range []string{
+		"UPDATE postings SET amount = amount + 1",
+		"DELETE FROM postings",
+		"TRUNCATE postings CASCADE",
+		"UPDATE entries SET kind = 'x'",
+		"DELETE FROM entries",
+	} {
+		_, err := b.pool.Exec(ctx, sql)
+		require.ErrorContains(t, err, "append-only", sql)
+	}
+
+	t.Run("UnbalancedRawEntryFailsAtCommit", func(t *testing.T) {
+		tx, err := b.pool.Begin(ctx)
+		require.NoError(t, err)
+		defer tx.Rollback(ctx) //nolint:errcheck
+		var id int64
+		require.NoError(t, tx.QueryRow(ctx, `INSERT INTO entries (idempotency_key, request_hash, kind, occurred_at)
+			VALUES ('raw', decode(repeat('00', 32), 'hex'), 'raw', now()) RETURNING id`).Scan(&id))
+		var acct int64
+		require.NoError(t, tx.QueryRow(ctx, "SELECT id FROM accounts WHERE code = 'member:u1:held'").Scan(&acct))
+		_, err = tx.Exec(ctx, `INSERT INTO postings (entry_id, account_id, currency, side, amount, recorded_at)
+			SELECT $1, $2, 'CNY', side, amount, recorded_at FROM entries,
+			(VALUES ('credit', 5.00), ('debit', 4.99)) AS p(side, amount) WHERE id = $1`, id, acct)
+		require.NoError(t, err, "the check is deferred to commit")
+		err = tx.Commit(ctx)
+		require.ErrorIs(t, store.InterpretError(err), store.ErrUnbalanced)
+		require.ErrorContains(t, err, "does not balance in CNY")
+		require.Equal(t, 1, countRows(t, b.pool, "entries"))
+	})
+
+	t.Run("PostingCannotJoinACommittedEntry", func(t *testing.T) {
+		var acct int64
+		require.NoError(t, b.pool.QueryRow(ctx, "SELECT id FROM accounts WHERE code = 'member:u1:held'").Scan(&acct))
+		_, err := b.pool.Exec(ctx, `INSERT INTO postings (entry_id, account_id, currency, side, amount, recorded_at)
+			SELECT $1, $2, 'CNY', 'credit', 5.00, recorded_at FROM entries WHERE id = $1`, e.ID, acct)
+		require.ErrorIs(t, store.InterpretError(err), store.ErrUnbalanced)
+		require.ErrorContains(t, err, "only be added to an entry in the transaction that creates it")
+	})
+
+	t.Run("ScaleAndSignChecked", func(t *testing.T) {
+		for _, amt := range []string{"0", "-1.00", "1.001"} {
+			tx, err := b.pool.Begin(ctx)
+			require.NoError(t, err)
+			var id int64
+			require.NoError(t, tx.QueryRow(ctx, `INSERT INTO entries (idempotency_key, request_hash, kind, occurred_at)
+				VALUES ('raw-`+amt+`', decode(repeat('00', 32), 'hex'), 'raw', now()) RETURNING id`).Scan(&id))
+			_, err = tx.Exec(ctx, `INSERT INTO postings (entry_id, account_id, currency, side, amount, recorded_at)
+				SELECT $1, a.id, 'CNY', 'credit', $2::numeric, e.recorded_at FROM entries e, accounts a
+				WHERE e.id = $1 AND a.code = 'member:u1:held'`, id, amt)
+			require.Error(t, err, amt)
+			require.NoError(t, tx.Rollback(ctx))
+		}
+	})
+}
+
+// TestConcurrentPostingKeepsBalancesExact: 32 writers post random entries between 50 member
+// accounts and the hot platform account; every cached balance equals its postings and no account
+// that may not go negative is below zero.
+func TestConcurrentPostingKeepsBalancesExact(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, _ := setup(t)
+	members := make([]string, 50)
+	for i := range members {
+		members[i] = fmt.Sprintf("m%02d", i)
+	}
+	var (
+		wg                    sync.WaitGroup
+		mu                    sync.Mutex
+		posted, refused, conf int
+	)
+	for w := range 32 {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(w), 7))
+			for i := range 40 {
+				var req ledger.EntryRequest
+				key := fmt.Sprintf("w%d-%d", w, i)
+				a, c := members[r.IntN(50)], members[r.IntN(50)]
+				amt := fmt.Sprintf("%d.%02d", r.IntN(20), r.IntN(99)+1)
+				switch r.IntN(3) {
+				case 0:
+					req = rebate(key, map[string]string{a: amt, c: "0.01"})
+				case 1: // may overdraw held: must be refused, never applied
+					req = move(key, ledger.MemberAccount(a, "held"), ledger.MemberAccount(c, "available"), amt)
+				default: // may overdraw available without permission: refused too
+					req = move(key, ledger.MemberAccount(a, "available"), ledger.MemberAccount(a, "withdrawing"), amt)
+				}
+				_, err := l.PostTx(ctx, req)
+				mu.Lock()
+				switch {
+				case err == nil:
+					posted++
+				case errors.Is(err, ledger.ErrInsufficientFunds):
+					refused++
+				default:
+					conf++
+					t.Errorf("post %s: %v", key, err)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	require.Zero(t, conf)
+	require.Positive(t, posted)
+	require.Positive(t, refused, "the random workload should hit the overdraft guard")
+	rep, err := l.Verify(ctx)
+	require.NoError(t, err)
+	require.Empty(t, rep.Problems)
+	require.Greater(t, rep.AccountsChecked, 50)
+	_, totals, err := l.TrialBalance(ctx, nil)
+	require.NoError(t, err)
+	for _, tot := range totals {
+		require.True(t, tot.Debit.Equal(tot.Credit), "%s debits %s credits %s", tot.Currency, tot.Debit, tot.Credit)
+	}
+}

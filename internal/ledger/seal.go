@@ -1,0 +1,176 @@
+package ledger
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rebate-ledger/rebate/internal/store"
+	"github.com/rebate-ledger/rebate/internal/store/sqlc"
+)
+
+// sealLockID serialises sealers across processes; the chain's primary key would refuse a fork anyway.
+const sealLockID = 7_234_002
+
+// SealBatch is how many entries one sealing transaction covers.
+const SealBatch = 2000
+
+// GenesisHash is the prev_hash of the first seal.
+var GenesisHash = make([]byte, 32)
+
+// canonicalEntry is the exact byte form an entry is hashed in; exports carry the same form, so a
+// copy of the journal can be verified offline. Field order is fixed by the struct; metadata keys
+// are sorted; times are UTC with microseconds; amounts are decimal strings.
+type canonicalEntry struct {
+	ID         int64              `json:"id"`
+	Key        string             `json:"idempotency_key"`
+	Kind       string             `json:"kind"`
+	OccurredAt string             `json:"occurred_at"`
+	RecordedAt string             `json:"recorded_at"`
+	RefersTo   int64              `json:"refers_to"`
+	Metadata   any                `json:"metadata"`
+	Postings   []canonicalPosting `json:"postings"`
+}
+
+// CanonicalJSON is the entry's canonical encoding, the input of its seal hash.
+func CanonicalJSON(e Entry) ([]byte, error) {
+	var meta any = map[string]any{}
+	if len(e.Metadata) > 0 {
+		dec := json.NewDecoder(bytesReader(e.Metadata))
+		dec.UseNumber()
+		if err := dec.Decode(&meta); err != nil {
+			return nil, fmt.Errorf("entry %d metadata: %w", e.ID, err)
+		}
+	}
+	c := canonicalEntry{
+		ID: e.ID, Key: e.Key, Kind: e.Kind, RefersTo: e.RefersTo, Metadata: meta,
+		OccurredAt: e.OccurredAt.UTC().Format(time.RFC3339Nano),
+		RecordedAt: e.RecordedAt.UTC().Format(time.RFC3339Nano),
+		Postings:   make([]canonicalPosting, 0, len(e.Postings)),
+	}
+	for _, p := range e.Postings {
+		cp := canonicalPosting{Account: p.Account, Side: p.Side}
+		if p.currency != "" {
+			cp.Currency = string(p.currency)
+			cp.Amount = p.exact.StringFixed(p.currency.Scale())
+			if !p.exact.Equal(p.exact.Truncate(p.currency.Scale())) {
+				cp.Amount = p.exact.String()
+			}
+		} else {
+			cp.Currency = string(p.Amount.Currency())
+			cp.Amount = p.Amount.String()
+		}
+		c.Postings = append(c.Postings, cp)
+	}
+	return json.Marshal(c)
+}
+
+// ChainHash is SHA-256(prev || canonical).
+func ChainHash(prev, canonical []byte) []byte {
+	h := sha256.New()
+	h.Write(prev)
+	h.Write(canonical)
+	return h.Sum(nil)
+}
+
+// Seal extends the hash chain over the next committed entries, in (txid, id) order, and returns
+// how many it sealed. It only takes entries of transactions older than every transaction still
+// running, so an entry that commits late can never be skipped: it sorts after the chain's cursor
+// (docs/decisions/0003-sealing-order.md). Safe to run from several processes at once.
+func (l *Ledger) Seal(ctx context.Context, max int) (int, error) {
+	var n int
+	err := store.WithTx(ctx, l.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", sealLockID); err != nil {
+			return err
+		}
+		q := store.New(tx)
+		prev, seq, afterTxid, afterID, err := chainHead(ctx, q)
+		if err != nil {
+			return err
+		}
+		cands, err := q.SealCandidates(ctx, sqlc.SealCandidatesParams{AfterTxid: strconv.FormatInt(afterTxid, 10), AfterID: afterID, MaxEntries: int32(max)})
+		if err != nil {
+			return fmt.Errorf("seal candidates: %w", err)
+		}
+		if len(cands) > 0 {
+			ids := make([]int64, len(cands))
+			for i, c := range cands {
+				ids[i] = c.ID
+			}
+			entries, err := loadEntries(ctx, q, ids)
+			if err != nil {
+				return err
+			}
+			byID := map[int64]Entry{}
+			for _, e := range entries {
+				byID[e.ID] = e
+			}
+			var p sqlc.SealInsertManyParams
+			for _, c := range cands {
+				canon, err := CanonicalJSON(byID[c.ID])
+				if err != nil {
+					return err
+				}
+				hash := ChainHash(prev, canon)
+				seq++
+				p.Seqs = append(p.Seqs, seq)
+				p.EntryIds = append(p.EntryIds, c.ID)
+				p.Txids = append(p.Txids, strconv.FormatInt(c.Txid, 10))
+				p.PrevHashes = append(p.PrevHashes, prev)
+				p.Hashes = append(p.Hashes, hash)
+				prev = hash
+				afterTxid, afterID = c.Txid, c.ID
+			}
+			if err := q.SealInsertMany(ctx, p); err != nil {
+				return fmt.Errorf("insert seals: %w", err)
+			}
+		}
+		n = len(cands)
+		backlog, err := q.SealBacklog(ctx, sqlc.SealBacklogParams{AfterTxid: strconv.FormatInt(afterTxid, 10), AfterID: afterID})
+		if err != nil {
+			return fmt.Errorf("seal backlog: %w", err)
+		}
+		metricSealLagEntries.Set(float64(backlog.Unsealed))
+		lag := 0.0
+		if backlog.Unsealed > 0 {
+			lag = time.Since(backlog.Oldest).Seconds()
+		}
+		metricSealLagSeconds.Set(lag)
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	metricSealed.Add(float64(n))
+	return n, nil
+}
+
+// SealAll seals until nothing committed is left unsealed.
+func (l *Ledger) SealAll(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		n, err := l.Seal(ctx, SealBatch)
+		total += n
+		if err != nil || n < SealBatch {
+			return total, err
+		}
+	}
+}
+
+// chainHead reads the newest seal: its hash, its seq and the cursor it leaves.
+func chainHead(ctx context.Context, q *store.Queries) (prev []byte, seq, txid, id int64, err error) {
+	last, err := q.SealLast(ctx)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return GenesisHash, 0, 0, 0, nil
+	}
+	if err != nil {
+		return nil, 0, 0, 0, fmt.Errorf("read chain head: %w", err)
+	}
+	return last.Hash, last.Seq, last.EntryTxid, last.EntryID, nil
+}

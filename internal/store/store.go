@@ -1,0 +1,121 @@
+// Package store owns the database: the connection pool, the transaction helper, migrations, and the
+// sqlc-generated queries. Generated types do not leave the packages that call them through Queries;
+// constraint names become the sentinel errors below in one place (InterpretError).
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	shopspring "github.com/jackc/pgx-shopspring-decimal"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/rebate-ledger/rebate/internal/store/sqlc"
+)
+
+// Queries are the generated queries; New binds them to a pool or a transaction.
+type Queries = sqlc.Queries
+
+// DBTX is what generated queries run on: a pool, a connection or a transaction.
+type DBTX = sqlc.DBTX
+
+// New binds the generated queries to db.
+func New(db DBTX) *Queries { return sqlc.New(db) }
+
+// Open connects a pool whose every connection reads and writes numeric as decimal.Decimal.
+func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		shopspring.Register(c.TypeMap())
+		return nil
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	return pool, nil
+}
+
+// Beginner starts transactions: a pool, or a connection.
+type Beginner interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// WithTx runs fn in a transaction and commits it, or rolls back if fn fails. The rollback uses a
+// context that survives the caller's cancellation, so a cancelled request never leaves a
+// transaction open on a pooled connection.
+func WithTx(ctx context.Context, db Beginner, fn func(tx pgx.Tx) error) error {
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		rbCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = tx.Rollback(rbCtx)
+	}()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return InterpretError(fmt.Errorf("commit: %w", err))
+	}
+	return nil
+}
+
+// Sentinel errors that the database's constraints produce.
+var (
+	// ErrUnbalanced: an entry's debits and credits differ, or it has fewer than two postings.
+	ErrUnbalanced = errors.New("entry does not balance")
+	// ErrNegativeBalance: a balance that may not go below zero would have.
+	ErrNegativeBalance = errors.New("balance would go below zero")
+	// ErrAppendOnly: an attempt to change or delete journal rows.
+	ErrAppendOnly = errors.New("journal is append-only")
+	// ErrRetryable: a deadlock or serialization failure; the whole transaction may be retried.
+	ErrRetryable = errors.New("transaction conflict, retry")
+	// ErrInvalidAmount: an amount is zero, negative or has more decimals than its currency.
+	ErrInvalidAmount = errors.New("invalid amount")
+)
+
+// InterpretError maps PostgreSQL errors to the sentinels above (wrapped, so the original message
+// stays for logs); other errors are returned as they are.
+func InterpretError(err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return err
+	}
+	switch {
+	case pgErr.Code == "40P01" || pgErr.Code == "40001":
+		return fmt.Errorf("%w: %w", ErrRetryable, err)
+	case pgErr.ConstraintName == "entry_balanced" || pgErr.ConstraintName == "postings_same_transaction":
+		return fmt.Errorf("%w: %w", ErrUnbalanced, err)
+	case pgErr.ConstraintName == "account_balances_non_negative":
+		return fmt.Errorf("%w: %w", ErrNegativeBalance, err)
+	case pgErr.ConstraintName == "postings_amount_positive" || pgErr.ConstraintName == "postings_amount_scale":
+		return fmt.Errorf("%w: %w", ErrInvalidAmount, err)
+	case pgErr.Code == "42501" && pgErr.Hint != "":
+		return fmt.Errorf("%w: %w", ErrAppendOnly, err)
+	}
+	return err
+}
+
+// IsRetryable reports whether err is a deadlock or serialization failure.
+func IsRetryable(err error) bool {
+	return errors.Is(InterpretError(err), ErrRetryable)
+}

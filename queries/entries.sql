@@ -1,0 +1,30 @@
+-- name: EntryInsertMany :many
+-- EntryInsertMany writes entries whose idempotency key is new; keys that exist return no row, and a
+-- concurrent writer of the same key is waited for, so a duplicate can never produce two entries.
+INSERT INTO entries (idempotency_key, request_hash, kind, occurred_at, metadata, refers_to)
+SELECT unnest(@keys::text[]), unnest(@hashes::bytea[]), unnest(@kinds::text[]),
+       unnest(@occurred_ats::timestamptz[]), unnest(@metadatas::jsonb[]), nullif(unnest(@refers_tos::bigint[]), 0)
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING id, idempotency_key, recorded_at;
+
+-- name: EntryGetByKeys :many
+SELECT id, idempotency_key, request_hash, kind, occurred_at, recorded_at, metadata, refers_to
+FROM entries
+WHERE idempotency_key = ANY(@keys::text[]);
+
+-- name: EntryGetByID :one
+SELECT id, idempotency_key, request_hash, kind, occurred_at, recorded_at, metadata, refers_to
+FROM entries
+WHERE id = @id;
+
+-- name: PostingInsertMany :exec
+INSERT INTO postings (entry_id, account_id, currency, side, amount, recorded_at)
+SELECT unnest(@entry_ids::bigint[]), unnest(@account_ids::bigint[]), unnest(@currencies::text[]),
+       unnest(@sides::text[]), unnest(@amounts::numeric[]), unnest(@recorded_ats::timestamptz[]);
+
+-- name: PostingListByEntries :many
+SELECT p.id, p.entry_id, a.code, p.currency, p.side, p.amount
+FROM postings p
+JOIN accounts a ON a.id = p.account_id
+WHERE p.entry_id = ANY(@entry_ids::bigint[])
+ORDER BY p.entry_id, p.id;

@@ -1,0 +1,42 @@
+-- name: SealLast :one
+-- SealLast is the newest link of the hash chain; the chain is empty when no row is returned.
+SELECT seq, entry_id, entry_txid::text::bigint AS entry_txid, hash
+FROM entry_seals
+ORDER BY seq DESC
+LIMIT 1;
+
+-- name: SealCandidates :many
+-- SealCandidates lists the next entries to seal, in (txid, id) order after the cursor, taking only
+-- entries of transactions older than every transaction still running: those are all committed, so no
+-- entry that sorts before them can still appear.
+SELECT id, txid::text::bigint AS txid
+FROM entries
+WHERE (txid, id) > (CAST(@after_txid::text AS xid8), @after_id::bigint)
+  AND txid < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY txid, id
+LIMIT @max_entries;
+
+-- name: SealInsertMany :exec
+INSERT INTO entry_seals (seq, entry_id, entry_txid, prev_hash, hash)
+SELECT unnest(@seqs::bigint[]), unnest(@entry_ids::bigint[]), CAST(unnest(@txids::text[]) AS xid8),
+       unnest(@prev_hashes::bytea[]), unnest(@hashes::bytea[]);
+
+-- name: SealList :many
+SELECT seq, entry_id, entry_txid::text::bigint AS entry_txid, prev_hash, hash
+FROM entry_seals
+WHERE seq > @after_seq
+ORDER BY seq
+LIMIT @max_seals;
+
+-- name: SealBacklog :one
+-- SealBacklog counts the entries after the chain's cursor (committed or still running), and the
+-- recorded_at of the oldest of them.
+SELECT count(*) AS unsealed, coalesce(min(recorded_at), now())::timestamptz AS oldest
+FROM entries
+WHERE (txid, id) > (CAST(@after_txid::text AS xid8), @after_id::bigint);
+
+-- name: EntryGetManyByIDs :many
+SELECT id, idempotency_key, request_hash, kind, occurred_at, recorded_at, metadata, refers_to
+FROM entries
+WHERE id = ANY(@ids::bigint[])
+ORDER BY id;
