@@ -174,3 +174,18 @@ func chainHead(ctx context.Context, q *store.Queries) (prev []byte, seq, txid, i
 	}
 	return last.Hash, last.Seq, last.EntryTxid, last.EntryID, nil
 }
+
+// Unsealed counts the entries after the chain's head: committed ones waiting for older
+// transactions to finish, and ones whose transaction is still running.
+func (l *Ledger) Unsealed(ctx context.Context) (int64, error) {
+	q := store.New(l.pool)
+	_, _, txid, id, err := chainHead(ctx, q)
+	if err != nil {
+		return 0, err
+	}
+	b, err := q.SealBacklog(ctx, sqlc.SealBacklogParams{AfterTxid: strconv.FormatInt(txid, 10), AfterID: id})
+	if err != nil {
+		return 0, fmt.Errorf("seal backlog: %w", err)
+	}
+	return b.Unsealed, nil
+}
