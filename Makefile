@@ -1,0 +1,60 @@
+# rebate ledger. `make run` and `make test` do all set-up on a fresh machine: when DATABASE_URL is not
+# set they create (first time) and start a private PostgreSQL cluster under .data/pg.
+
+SHELL := /bin/bash
+GO ?= go
+SQLC_VERSION := v1.31.1
+BIN := $(CURDIR)/bin
+SQLC := $(BIN)/sqlc-$(SQLC_VERSION)
+DEVDB := scripts/devdb.sh
+ADDR ?= 127.0.0.1:8080
+
+.PHONY: run test build generate check db db-stop bench bench-batch clean
+
+build:
+	$(GO) build -o $(BIN)/rebate ./cmd/rebate
+
+## run: build, start the database if needed, migrate, and serve with demo keys printed.
+run: build
+	@url="$${DATABASE_URL:-$$($(DEVDB) url rebate)}" && \
+	  DATABASE_URL="$$url" $(BIN)/rebate serve --migrate --demo --addr "$(ADDR)" --log-format text
+
+## test: start the database if needed, then run every test (real PostgreSQL, real River).
+test:
+	@if [ -z "$$TEST_DATABASE_URL" ] && ! { [ -n "$$DOCKER_HOST" ] || [ -S /var/run/docker.sock ]; }; then \
+	  export TEST_DATABASE_URL="$$($(DEVDB) url postgres)"; fi; \
+	$(GO) test -count=1 -timeout 20m ./...
+
+## db: start the private database (created on first use); db-stop: stop it.
+db:
+	@$(DEVDB) url rebate
+
+db-stop:
+	@$(DEVDB) stop
+
+$(SQLC):
+	@mkdir -p $(BIN)
+	GOBIN=$(BIN) $(GO) install github.com/sqlc-dev/sqlc/cmd/sqlc@$(SQLC_VERSION)
+	mv $(BIN)/sqlc $(SQLC)
+
+## generate: regenerate the sqlc code from db/migrations and queries/.
+generate: $(SQLC)
+	$(SQLC) generate
+
+## check: go vet, and sqlc diff (generated code matches queries and schema).
+check: $(SQLC)
+	$(GO) vet ./...
+	$(SQLC) diff
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+
+## bench: the journal benchmark beside pgbench's ceiling (see docs/benchmarks.md).
+bench: build
+	@url="$${DATABASE_URL:-$$($(DEVDB) url rebate_bench)}" && \
+	  $(BIN)/rebate bench ledger --database-url "$$url" --duration 20s --concurrency 16
+
+bench-batch: build
+	@url="$${DATABASE_URL:-$$($(DEVDB) url rebate_bench)}" && \
+	  $(BIN)/rebate bench ledger --database-url "$$url" --duration 20s --concurrency 16 --batch 100
+
+clean:
+	rm -rf $(BIN)

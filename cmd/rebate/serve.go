@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/rebate-ledger/rebate/internal/auth"
+	"github.com/rebate-ledger/rebate/internal/httpapi"
+	"github.com/rebate-ledger/rebate/internal/jobs"
+	"github.com/rebate-ledger/rebate/internal/ledger"
+	"github.com/rebate-ledger/rebate/internal/store"
+)
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", stderr)
+	dbURL := databaseFlag(fs)
+	addr := fs.String("addr", envOr("REBATE_ADDR", "127.0.0.1:8080"), "listen address (env REBATE_ADDR)")
+	mode := fs.String("mode", envOr("REBATE_MODE", "all"), "what this process runs: all, api (HTTP only) or worker (River only) (env REBATE_MODE)")
+	doMigrate := fs.Bool("migrate", envBool("REBATE_MIGRATE", false), "apply migrations before serving (env REBATE_MIGRATE)")
+	demo := fs.Bool("demo", envBool("REBATE_DEMO", false), "create and print a shop, an operator and an auditor key (env REBATE_DEMO)")
+	maxConns := fs.Int("db-max-conns", envInt("REBATE_DB_MAX_CONNS", 20), "database pool size (env REBATE_DB_MAX_CONNS)")
+	bodyLimit := fs.String("body-limit", envOr("REBATE_BODY_LIMIT", "1M"), "largest request body, e.g. 1M (env REBATE_BODY_LIMIT)")
+	reqTimeout := fs.Duration("request-timeout", 30*time.Second, "per-request handler timeout")
+	shutdownTimeout := fs.Duration("shutdown-timeout", 20*time.Second, "how long to drain requests and jobs on SIGTERM")
+	sealEvery := fs.Duration("seal-every", time.Second, "how often the sealing job runs")
+	logFormat := fs.String("log-format", envOr("REBATE_LOG_FORMAT", "json"), "json or text (env REBATE_LOG_FORMAT)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := requireDatabase(*dbURL); err != nil {
+		return err
+	}
+	if *mode != "all" && *mode != "api" && *mode != "worker" {
+		return fmt.Errorf("--mode must be all, api or worker, not %q", *mode)
+	}
+	log := newLogger(stderr, *logFormat)
+
+	pool, err := store.Open(ctx, *dbURL, int32(*maxConns))
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if *doMigrate {
+		applied, err := store.Migrate(ctx, pool)
+		if err != nil {
+			return err
+		}
+		log.Info("migrations applied", "new", applied)
+	}
+	l := ledger.New(pool)
+
+	runWorkers := *mode != "api"
+	rc, err := jobs.NewClient(pool, l, jobs.Config{Workers: runWorkers, SealEvery: *sealEvery, Logger: log})
+	if err != nil {
+		return err
+	}
+	var workersUp atomic.Bool
+	if runWorkers {
+		if err := rc.Start(ctx); err != nil {
+			return fmt.Errorf("start workers: %w", err)
+		}
+		workersUp.Store(true)
+		log.Info("workers started")
+	}
+
+	if *demo {
+		if err := printDemoKeys(ctx, pool, *addr, stdout); err != nil {
+			return err
+		}
+	}
+
+	var srv *http.Server
+	serveErr := make(chan error, 1)
+	if *mode != "worker" {
+		e := httpapi.New(httpapi.Config{
+			Pool: pool, Ledger: l, Logger: log, BodyLimit: *bodyLimit, RequestTimeout: *reqTimeout,
+			Ready: func(context.Context) error {
+				if runWorkers && !workersUp.Load() {
+					return errors.New("River workers are not running")
+				}
+				return nil
+			},
+		})
+		ln, err := net.Listen("tcp", *addr)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", *addr, err)
+		}
+		srv = &http.Server{Handler: e, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+			WriteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute}
+		log.Info("serving", "addr", ln.Addr().String(), "mode", *mode)
+		go func() { serveErr <- srv.Serve(ln) }()
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	}
+	log.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), *shutdownTimeout)
+	defer cancel()
+	if srv != nil {
+		if err := srv.Shutdown(shutCtx); err != nil {
+			log.Error("http shutdown", "err", err)
+		}
+	}
+	if runWorkers {
+		workersUp.Store(false)
+		if err := rc.Stop(shutCtx); err != nil {
+			log.Error("workers shutdown", "err", err)
+		}
+	}
+	return nil
+}
+
+func printDemoKeys(ctx context.Context, db store.DBTX, addr string, w io.Writer) error {
+	fmt.Fprintf(w, "\nrebate ledger demo: listening on http://%s\n", addr)
+	for _, r := range []auth.Role{auth.Shop, auth.Operator, auth.Auditor} {
+		key, err := auth.CreateKey(ctx, db, r, "demo-"+string(r))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "  %-8s key: %s\n", r, key)
+		if r == auth.Auditor {
+			fmt.Fprintf(w, "\ntry:\n  curl -s -H 'Authorization: Bearer %s' http://%s/v1/reports/trial-balance\n", key, addr)
+			fmt.Fprintf(w, "  curl -s http://%s/readyz\n\n", addr)
+		}
+	}
+	return nil
+}

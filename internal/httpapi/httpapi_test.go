@@ -1,0 +1,209 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/rebate-ledger/rebate/docs"
+	"github.com/rebate-ledger/rebate/internal/auth"
+	"github.com/rebate-ledger/rebate/internal/httpapi"
+	"github.com/rebate-ledger/rebate/internal/ledger"
+	"github.com/rebate-ledger/rebate/internal/money"
+	"github.com/rebate-ledger/rebate/internal/pgtest"
+)
+
+type testBundle struct {
+	srv     *httptest.Server
+	ledger  *ledger.Ledger
+	auditor string
+	shop    string
+}
+
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	pool := pgtest.New(t)
+	l := ledger.New(pool)
+	e := httpapi.New(httpapi.Config{Pool: pool, Ledger: l, BodyLimit: "1M", Logger: slog.New(slog.DiscardHandler)})
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	ctx := context.Background()
+	auditor, err := auth.CreateKey(ctx, pool, auth.Auditor, "test-auditor")
+	require.NoError(t, err)
+	shop, err := auth.CreateKey(ctx, pool, auth.Shop, "test-shop")
+	require.NoError(t, err)
+	return &testBundle{srv: srv, ledger: l, auditor: auditor, shop: shop}
+}
+
+func (b *testBundle) get(t *testing.T, path, key string) (int, map[string]any, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, b.srv.URL+path, nil)
+	require.NoError(t, err)
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	var out map[string]any
+	if strings.Contains(resp.Header.Get("Content-Type"), "json") {
+		require.NoError(t, json.Unmarshal(body, &out), string(body))
+	}
+	return resp.StatusCode, out, resp.Header
+}
+
+func post(t *testing.T, l *ledger.Ledger, key, member, amount string) ledger.Entry {
+	t.Helper()
+	a := money.MustParse(amount, money.CNY)
+	e, err := l.PostTx(context.Background(), ledger.EntryRequest{Key: key, Kind: "accrual", OccurredAt: time.Now(),
+		Postings: []ledger.PostingRequest{
+			{Account: ledger.RebateExpense, Side: ledger.Debit, Amount: a},
+			{Account: ledger.MemberAccount(member, "held"), Side: ledger.Credit, Amount: a},
+		}})
+	require.NoError(t, err)
+	return e
+}
+
+func TestOperations(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	status, body, _ := b.get(t, "/healthz", "")
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, "ok", body["status"])
+
+	status, body, _ = b.get(t, "/readyz", "")
+	require.Equal(t, http.StatusOK, status, body)
+	require.Equal(t, "ready", body["status"])
+
+	resp, err := http.Get(b.srv.URL + "/metrics")
+	require.NoError(t, err)
+	m, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Contains(t, string(m), "rebate_http_requests_total")
+
+	resp, err = http.Get(b.srv.URL + "/openapi.yaml")
+	require.NoError(t, err)
+	y, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, docs.OpenAPI, y)
+}
+
+func TestAccountsAndTrialBalance(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	e1 := post(t, b.ledger, "k1", "u1", "10.50")
+	post(t, b.ledger, "k2", "u1", "0.25")
+
+	t.Run("AccountNow", func(t *testing.T) {
+		status, body, hdr := b.get(t, "/v1/accounts/member:u1:held", b.auditor)
+		require.Equal(t, http.StatusOK, status, body)
+		require.Contains(t, hdr.Get("Content-Type"), "application/json")
+		bal := body["balances"].([]any)[0].(map[string]any)
+		require.Equal(t, "10.75", bal["balance"])
+		require.Equal(t, "CNY", bal["currency"])
+		require.Equal(t, "liability", bal["kind"])
+	})
+
+	t.Run("AccountAsOf", func(t *testing.T) {
+		status, body, _ := b.get(t, "/v1/accounts/member:u1:held?as_of="+e1.RecordedAt.Format(time.RFC3339Nano), b.auditor)
+		require.Equal(t, http.StatusOK, status, body)
+		require.Equal(t, "10.50", body["balances"].([]any)[0].(map[string]any)["balance"])
+		status, body, _ = b.get(t, "/v1/accounts/platform:rebate_expense?as_of=2000-01-01T00:00:00Z", b.auditor)
+		require.Equal(t, http.StatusOK, status, body)
+		require.Equal(t, "0.00", body["balances"].([]any)[0].(map[string]any)["balance"])
+	})
+
+	t.Run("TrialBalance", func(t *testing.T) {
+		status, body, _ := b.get(t, "/v1/reports/trial-balance", b.auditor)
+		require.Equal(t, http.StatusOK, status, body)
+		tot := body["totals"].([]any)[0].(map[string]any)
+		require.Equal(t, "10.75", tot["debit"])
+		require.Equal(t, "10.75", tot["credit"])
+		require.Equal(t, true, tot["balanced"])
+		require.Len(t, body["accounts"], 2)
+		status, body, _ = b.get(t, "/v1/reports/trial-balance?as_of="+e1.RecordedAt.Format(time.RFC3339Nano), b.auditor)
+		require.Equal(t, http.StatusOK, status, body)
+		require.Equal(t, "10.50", body["totals"].([]any)[0].(map[string]any)["debit"])
+	})
+
+	t.Run("BadInputIsAProblem", func(t *testing.T) {
+		for _, tc := range []struct {
+			path, key, code string
+			status          int
+		}{
+			{"/v1/accounts/member:u1:held", "", "unauthorized", 401},
+			{"/v1/accounts/member:u1:held", "rk_not-a-real-key", "unauthorized", 401},
+			{"/v1/accounts/member:u1:held", "garbage", "unauthorized", 401},
+			{"/v1/accounts/member:u1:held", b.shop, "forbidden", 403},
+			{"/v1/accounts/member:u1:held?as_of=yesterday", b.auditor, "validation_failed", 400},
+			{"/v1/accounts/member:u1:held?as_of=2026-13-01T00:00:00Z", b.auditor, "validation_failed", 400},
+			{"/v1/accounts/member:nobody:held", b.auditor, "not_found", 404},
+			{"/v1/accounts/platform:bank", b.auditor, "not_found", 404},
+			{"/v1/accounts/'%3B%20DROP%20TABLE%20postings", b.auditor, "not_found", 404},
+			{"/v1/reports/trial-balance?as_of=%00", b.auditor, "validation_failed", 400},
+			{"/v1/nothing-here", b.auditor, "not_found", 404},
+		} {
+			status, body, hdr := b.get(t, tc.path, tc.key)
+			require.Equal(t, tc.status, status, "%s: %v", tc.path, body)
+			require.Equal(t, tc.code, body["code"], tc.path)
+			require.Equal(t, "application/problem+json", hdr.Get("Content-Type"), tc.path)
+			require.NotEmpty(t, body["request_id"])
+		}
+		req, _ := http.NewRequest(http.MethodDelete, b.srv.URL+"/v1/accounts/member:u1:held", nil)
+		req.Header.Set("Authorization", "Bearer "+b.auditor)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+		req, _ = http.NewRequest(http.MethodGet, b.srv.URL+"/v1/reports/trial-balance", strings.NewReader(strings.Repeat("x", 2<<20)))
+		req.Header.Set("Authorization", "Bearer "+b.auditor)
+		resp, err = http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
+	})
+}
+
+// TestOpenAPIMatchesRoutes keeps docs/openapi.yaml true: every route the server has is documented,
+// and every documented path and method exists.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	t.Parallel()
+	var spec struct {
+		Paths map[string]map[string]any `yaml:"paths"`
+	}
+	require.NoError(t, yaml.Unmarshal(docs.OpenAPI, &spec))
+	var documented []string
+	for path, ops := range spec.Paths {
+		for method := range ops {
+			if method == "parameters" {
+				continue
+			}
+			documented = append(documented, strings.ToUpper(method)+" "+path)
+		}
+	}
+	e := httpapi.New(httpapi.Config{})
+	param := regexp.MustCompile(`:([a-z_]+)`)
+	var served []string
+	for _, r := range e.Routes() {
+		if strings.HasPrefix(r.Name, "github.com/labstack/echo") || r.Method == "echo_route_any" {
+			continue
+		}
+		served = append(served, r.Method+" "+param.ReplaceAllString(r.Path, "{$1}"))
+	}
+	sort.Strings(documented)
+	sort.Strings(served)
+	require.Equal(t, documented, served)
+}

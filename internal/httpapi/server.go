@@ -1,0 +1,171 @@
+// Package httpapi is the HTTP face of the service: echo routes, authentication, request and response
+// types, and the one place errors become problem+json. Handlers are thin: decode, call the domain,
+// encode; no SQL and no money math here.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/rebate-ledger/rebate/docs"
+	"github.com/rebate-ledger/rebate/internal/auth"
+	"github.com/rebate-ledger/rebate/internal/ledger"
+)
+
+// Config wires the server to its dependencies.
+type Config struct {
+	Pool   *pgxpool.Pool
+	Ledger *ledger.Ledger
+	Logger *slog.Logger
+	// Ready reports extra readiness conditions (River running); nil means none.
+	Ready func(ctx context.Context) error
+	// BodyLimit is the largest request body accepted, e.g. "1M".
+	BodyLimit string
+	// RequestTimeout bounds each request's handler.
+	RequestTimeout time.Duration
+}
+
+var (
+	metricRequests = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "rebate_http_requests_total", Help: "HTTP requests by route, method and status.",
+	}, []string{"route", "method", "status"})
+	metricLatency = promauto.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "rebate_http_request_duration_seconds", Help: "HTTP request latency by route.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+	}, []string{"route", "method"})
+)
+
+// New builds the echo server with every route.
+func New(cfg Config) *echo.Echo {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.BodyLimit == "" {
+		cfg.BodyLimit = "1M"
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = 30 * time.Second
+	}
+	s := &server{cfg: cfg}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(middleware.RequestID())
+	e.Use(s.observe)
+	e.Use(middleware.Recover())
+	e.Use(middleware.BodyLimit(cfg.BodyLimit))
+	e.Use(middleware.ContextTimeoutWithConfig(middleware.ContextTimeoutConfig{Timeout: cfg.RequestTimeout}))
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", echo.WrapHandler(promhttp.Handler()))
+	e.GET("/openapi.yaml", s.openapi)
+
+	// Authentication is per route rather than on the group, so that an unknown method on a known
+	// path is 405 and an unknown path 404, as for any client.
+	v1 := e.Group("/v1")
+	v1.GET("/accounts/:code", s.getAccount, s.authenticate, allow(auth.Auditor))
+	v1.GET("/reports/trial-balance", s.getTrialBalance, s.authenticate, allow(auth.Auditor))
+	return e
+}
+
+type server struct {
+	cfg Config
+}
+
+func requestID(c echo.Context) string {
+	return c.Response().Header().Get(echo.HeaderXRequestID)
+}
+
+// observe logs each request and records its metrics under the route pattern (never the raw path,
+// which would make a metric per account code).
+func (s *server) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		status := c.Response().Status
+		d := time.Since(start)
+		metricRequests.WithLabelValues(route, c.Request().Method, strconv.Itoa(status)).Inc()
+		metricLatency.WithLabelValues(route, c.Request().Method).Observe(d.Seconds())
+		if route != "/healthz" && route != "/metrics" {
+			s.cfg.Logger.Info("http", "method", c.Request().Method, "path", c.Request().URL.Path, "route", route,
+				"status", status, "duration_ms", float64(d.Microseconds())/1000, "request_id", requestID(c))
+		}
+		return nil
+	}
+}
+
+func (s *server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	p := toProblem(err, s.cfg.Logger, requestID(c))
+	b, _ := json.Marshal(p)
+	c.Response().Header().Set(echo.HeaderContentType, "application/problem+json")
+	c.Response().WriteHeader(p.Status)
+	_, _ = c.Response().Write(b)
+}
+
+type principalKey struct{}
+
+// authenticate resolves the bearer key; a missing or unknown key is 401.
+func (s *server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Request().Header.Get(echo.HeaderAuthorization)
+		key, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok || key == "" {
+			return &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Detail: "send Authorization: Bearer <key>"}
+		}
+		p, err := auth.Lookup(c.Request().Context(), s.cfg.Pool, key)
+		if err != nil {
+			if err == auth.ErrUnknownKey {
+				return &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Detail: err.Error()}
+			}
+			return err
+		}
+		c.Set("principal", p)
+		return next(c)
+	}
+}
+
+// allow lets only the given roles through.
+func allow(roles ...auth.Role) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			p, _ := c.Get("principal").(auth.Principal)
+			for _, r := range roles {
+				if p.Role == r {
+					return next(c)
+				}
+			}
+			return &Error{Status: http.StatusForbidden, Code: "forbidden", Detail: "role " + string(p.Role) + " may not do this"}
+		}
+	}
+}
+
+func (s *server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *server) openapi(c echo.Context) error {
+	return c.Blob(http.StatusOK, "application/yaml", docs.OpenAPI)
+}

@@ -1,0 +1,74 @@
+// Package jobs holds the River job arguments and workers. Workers are thin: they call the domain
+// packages. NewClient wires them into a River client that runs inside `rebate serve`.
+package jobs
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/rebate-ledger/rebate/internal/ledger"
+)
+
+// SealArgs asks for the hash chain to be extended over every committed entry.
+type SealArgs struct{}
+
+// Kind is River's name for the job.
+func (SealArgs) Kind() string { return "ledger.seal" }
+
+// InsertOpts make one pending seal job at most: sealing is a catch-up, never a backlog of jobs.
+func (SealArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByState: []rivertype.JobState{
+		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
+		rivertype.JobStateRetryable, rivertype.JobStateScheduled,
+	}}}
+}
+
+// SealWorker seals behind the write path.
+type SealWorker struct {
+	river.WorkerDefaults[SealArgs]
+	Ledger *ledger.Ledger
+}
+
+// Work seals until caught up.
+func (w *SealWorker) Work(ctx context.Context, job *river.Job[SealArgs]) error {
+	_, err := w.Ledger.SealAll(ctx)
+	return err
+}
+
+// Config says how the River client runs.
+type Config struct {
+	// Workers false makes an insert-only client (API processes that scale separately).
+	Workers    bool
+	SealEvery  time.Duration
+	MaxWorkers int
+	Logger     *slog.Logger
+}
+
+// NewClient builds the River client with every worker registered and the periodic jobs set.
+func NewClient(pool *pgxpool.Pool, l *ledger.Ledger, cfg Config) (*river.Client[pgx.Tx], error) {
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &SealWorker{Ledger: l})
+	rc := &river.Config{Workers: workers, Logger: cfg.Logger}
+	if cfg.Workers {
+		if cfg.SealEvery <= 0 {
+			cfg.SealEvery = time.Second
+		}
+		if cfg.MaxWorkers <= 0 {
+			cfg.MaxWorkers = 10
+		}
+		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.MaxWorkers}}
+		rc.PeriodicJobs = []*river.PeriodicJob{
+			river.NewPeriodicJob(river.PeriodicInterval(cfg.SealEvery), func() (river.JobArgs, *river.InsertOpts) {
+				return SealArgs{}, nil
+			}, &river.PeriodicJobOpts{RunOnStart: true}),
+		}
+	}
+	return river.NewClient(riverpgxv5.New(pool), rc)
+}
