@@ -26,3 +26,11 @@ WITH new_accounts AS (
 )
 INSERT INTO account_balances (account_id, shard, allow_negative)
 SELECT id, 0, allow_negative FROM new_accounts;
+
+-- name: AccountListByCodes :many
+-- AccountListByCodes reads many accounts in one round trip (all currencies; callers filter).
+-- created_here is true for rows this transaction wrote, which may still roll back.
+SELECT id, code, currency, kind, allow_negative, shards,
+       coalesce(xmin = pg_current_xact_id_if_assigned()::xid, false)::boolean AS created_here
+FROM accounts
+WHERE code = ANY(@codes::text[]);

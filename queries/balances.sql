@@ -5,27 +5,14 @@ SELECT sqlc.arg(account_id)::bigint, s.n::smallint, sqlc.arg(allow_negative)::bo
 FROM generate_series(0, sqlc.arg(shard_count)::int - 1) AS s(n)
 ON CONFLICT (account_id, shard) DO NOTHING;
 
--- name: BalanceApplyDeltas :many
--- BalanceApplyDeltas adds each delta to its balance row. The rows are locked in (account_id, shard)
--- order before they are updated, so two transactions touching the same accounts cannot deadlock on them.
-WITH deltas AS (
-  SELECT d.account_id, d.shard, sum(d.delta) AS delta
-  FROM (SELECT unnest(@account_ids::bigint[]) AS account_id, unnest(@shards::smallint[]) AS shard,
-               unnest(@deltas::numeric[]) AS delta) d
-  GROUP BY d.account_id, d.shard
-), locked AS (
-  SELECT b.account_id, b.shard
-  FROM account_balances b
-  JOIN deltas d ON d.account_id = b.account_id AND d.shard = b.shard
-  ORDER BY b.account_id, b.shard
-  FOR UPDATE OF b
-)
-UPDATE account_balances b
-SET balance = b.balance + d.delta
-FROM deltas d, locked l
-WHERE b.account_id = d.account_id AND b.shard = d.shard
-  AND l.account_id = b.account_id AND l.shard = b.shard
-RETURNING b.account_id, b.shard, b.balance;
+-- name: BalanceAdd :batchone
+-- BalanceAdd adds a delta to one balance row and returns the new balance. The ledger sends one per
+-- row in a pipeline, sorted by (account_id, shard), so rows are locked in a fixed order and two
+-- transactions touching the same accounts cannot deadlock on them.
+UPDATE account_balances
+SET balance = balance + @delta
+WHERE account_id = @account_id AND shard = @shard
+RETURNING balance;
 
 -- name: BalanceCurrent :one
 SELECT coalesce(sum(balance), 0)::numeric AS balance

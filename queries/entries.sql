@@ -23,8 +23,10 @@ SELECT unnest(@entry_ids::bigint[]), unnest(@account_ids::bigint[]), unnest(@cur
        unnest(@sides::text[]), unnest(@amounts::numeric[]), unnest(@recorded_ats::timestamptz[]);
 
 -- name: PostingListByEntries :many
-SELECT p.id, p.entry_id, a.code, p.currency, p.side, p.amount
+-- The account code is looked up per posting by primary key: a join would let the planner scan
+-- every account for a handful of postings.
+SELECT p.id, p.entry_id, (SELECT a.code FROM accounts a WHERE a.id = p.account_id)::text AS code,
+       p.currency, p.side, p.amount
 FROM postings p
-JOIN accounts a ON a.id = p.account_id
 WHERE p.entry_id = ANY(@entry_ids::bigint[])
 ORDER BY p.entry_id, p.id;

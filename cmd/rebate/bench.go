@@ -3,9 +3,299 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/rebate-ledger/rebate/internal/ledger"
+	"github.com/rebate-ledger/rebate/internal/money"
+	"github.com/rebate-ledger/rebate/internal/store"
+	"github.com/rebate-ledger/rebate/internal/store/sqlc"
 )
 
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("bench: coming")
+	if len(args) == 0 || args[0] != "ledger" {
+		return errors.New("usage: rebate bench ledger [--duration 20s] [--concurrency 16] [--batch N]")
+	}
+	fs := newFlags("bench ledger", stderr)
+	dbURL := databaseFlag(fs)
+	duration := fs.Duration("duration", 20*time.Second, "how long each phase runs")
+	concurrency := fs.Int("concurrency", 16, "concurrent writers (and pgbench clients)")
+	batch := fs.Int("batch", 1, "entries per transaction")
+	members := fs.Int("members", 100_000, "member accounts to spread credits over")
+	skipCeiling := fs.Bool("skip-ceiling", false, "do not run pgbench")
+	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the ledger phase to this file")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if err := requireDatabase(*dbURL); err != nil {
+		return err
+	}
+	if *batch < 1 || *concurrency < 1 || *members < 3 {
+		return errors.New("--batch and --concurrency must be at least 1, --members at least 3")
+	}
+	pool, err := store.Open(ctx, *dbURL, int32(*concurrency+4))
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if _, err := store.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "bench: preparing %d member accounts\n", *members)
+	if err := benchAccounts(ctx, pool, *members); err != nil {
+		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
+	res, err := benchLedger(ctx, pool, *duration, *concurrency, *batch, *members, stderr)
+	if err != nil {
+		return err
+	}
+	if *cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	ceiling := 0.0
+	if !*skipCeiling {
+		fmt.Fprintf(stderr, "bench: measuring the PostgreSQL ceiling with pgbench (TPC-B-like, scale 10, %d clients, %s)\n", *concurrency, *duration)
+		ceiling, err = pgbenchCeiling(ctx, *dbURL, *concurrency, *duration, stderr)
+		if err != nil {
+			return err
+		}
+	}
+	ratio := 0.0
+	if ceiling > 0 {
+		ratio = res.entriesPerSec / ceiling
+	}
+	fmt.Fprintf(stdout, "batch=%d concurrency=%d entries=%d transactions=%d refused=%d sealed_during_run=%d seal_backlog_after=%d\n",
+		*batch, *concurrency, res.entries, res.txs, res.failed, res.sealed, res.backlog)
+	fmt.Fprintf(stdout, "ledger entries/s=%.0f p50_ms=%.2f p99_ms=%.2f ceiling_tps=%.0f ratio=%.2f\n",
+		res.entriesPerSec, res.p50, res.p99, ceiling, ratio)
+	return nil
+}
+
+// benchAccounts creates the member held accounts the benchmark credits, in bulk.
+func benchAccounts(ctx context.Context, pool *pgxpool.Pool, n int) error {
+	q := store.New(pool)
+	const chunk = 10_000
+	for start := 0; start < n; start += chunk {
+		var codes []string
+		for i := start; i < min(start+chunk, n); i++ {
+			codes = append(codes, ledger.MemberAccount(benchMember(i), "held"))
+		}
+		if err := q.AccountInsertMany(ctx, sqlcAccountInsertMany(codes)); err != nil {
+			return fmt.Errorf("create bench accounts: %w", err)
+		}
+	}
+	return nil
+}
+
+func benchMember(i int) string { return "bench" + strconv.Itoa(i) }
+
+// benchReleaseArgs stands in for the hold-release job every accrual schedules: one River job
+// inserted in the entry's transaction. Nothing works these jobs; the bench deletes them at the end.
+type benchReleaseArgs struct {
+	EntryID int64 `json:"entry_id"`
+}
+
+func (benchReleaseArgs) Kind() string { return "bench.release" }
+
+type benchResult struct {
+	entries, txs, failed int
+	entriesPerSec        float64
+	p50, p99             float64
+	sealed               int
+	backlog              int64
+}
+
+func benchLedger(ctx context.Context, pool *pgxpool.Pool, d time.Duration, concurrency, batch, members int, stderr io.Writer) (benchResult, error) {
+	l := ledger.New(pool)
+	rc, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
+	if err != nil {
+		return benchResult{}, err
+	}
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	var (
+		mu        sync.Mutex
+		latencies []time.Duration
+		res       benchResult
+		firstErr  error
+	)
+	// The sealer runs beside the writers, as it does in the service.
+	sealCtx, stopSeal := context.WithCancel(ctx)
+	sealDone := make(chan int)
+	go func() {
+		total := 0
+		for sealCtx.Err() == nil {
+			n, err := l.Seal(sealCtx, ledger.SealBatch)
+			total += n
+			if err != nil || n == 0 {
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		sealDone <- total
+	}()
+
+	fmt.Fprintf(stderr, "bench: posting rebate entries for %s (%d writers, %d per transaction)\n", d, concurrency, batch)
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range concurrency {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
+			var lat []time.Duration
+			seq := 0
+			entries, txs, failed := 0, 0, 0
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				reqs := make([]ledger.EntryRequest, batch)
+				for i := range reqs {
+					seq++
+					reqs[i] = benchEntry(r, fmt.Sprintf("bench-%s-%d-%d", run, w, seq), members)
+				}
+				t0 := time.Now()
+				err := l.Transact(ctx, func(tx pgx.Tx) error {
+					es, err := l.PostMany(ctx, tx, reqs)
+					if err != nil {
+						return err
+					}
+					jobs := make([]river.InsertManyParams, len(es))
+					for i, e := range es {
+						jobs[i] = river.InsertManyParams{Args: benchReleaseArgs{EntryID: e.ID},
+							InsertOpts: &river.InsertOpts{ScheduledAt: e.OccurredAt.Add(168 * time.Hour)}}
+					}
+					if len(jobs) == 1 {
+						_, err = rc.InsertTx(ctx, tx, jobs[0].Args, jobs[0].InsertOpts)
+					} else {
+						_, err = rc.InsertManyFastTx(ctx, tx, jobs)
+					}
+					return err
+				})
+				lat = append(lat, time.Since(t0))
+				if err != nil {
+					failed++
+					if ctx.Err() == nil {
+						mu.Lock()
+						if firstErr == nil {
+							firstErr = err
+						}
+						mu.Unlock()
+					}
+					continue
+				}
+				entries += batch
+				txs++
+			}
+			mu.Lock()
+			latencies = append(latencies, lat...)
+			res.entries += entries
+			res.txs += txs
+			res.failed += failed
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	stopSeal()
+	res.sealed = <-sealDone
+	if firstErr != nil {
+		return res, fmt.Errorf("bench write failed: %w", firstErr)
+	}
+	res.backlog, _ = l.Unsealed(ctx)
+	res.entriesPerSec = float64(res.entries) / elapsed.Seconds()
+	slices.Sort(latencies)
+	if len(latencies) > 0 {
+		res.p50 = float64(latencies[len(latencies)/2].Microseconds()) / 1000
+		res.p99 = float64(latencies[len(latencies)*99/100].Microseconds()) / 1000
+	}
+	if _, err := pool.Exec(ctx, "DELETE FROM river_job WHERE kind = 'bench.release'"); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// benchEntry is rebate-shaped: the hot platform expense pays three different members' held accounts.
+func benchEntry(r *rand.Rand, key string, members int) ledger.EntryRequest {
+	picked := map[int]bool{}
+	req := ledger.EntryRequest{Key: key, Kind: "accrual", OccurredAt: time.Now(), Metadata: map[string]any{"bench": true}}
+	total := money.Zero(money.CNY)
+	for len(picked) < 3 {
+		i := r.IntN(members)
+		if picked[i] {
+			continue
+		}
+		picked[i] = true
+		a := money.MustParse(fmt.Sprintf("%d.%02d", r.IntN(50), 1+r.IntN(99)), money.CNY)
+		total, _ = total.Add(a)
+		req.Postings = append(req.Postings, ledger.PostingRequest{Account: ledger.MemberAccount(benchMember(i), "held"), Side: ledger.Credit, Amount: a})
+	}
+	req.Postings = append(req.Postings, ledger.PostingRequest{Account: ledger.RebateExpense, Side: ledger.Debit, Amount: total})
+	return req
+}
+
+var tpsLine = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
+
+// pgbenchCeiling runs pgbench's built-in TPC-B-like script against the same server and database.
+func pgbenchCeiling(ctx context.Context, url string, clients int, d time.Duration, stderr io.Writer) (float64, error) {
+	bin, err := findPgbench()
+	if err != nil {
+		return 0, err
+	}
+	init := exec.CommandContext(ctx, bin, "-i", "-s", "10", "-q", url)
+	init.Stderr = io.Discard
+	if out, err := init.Output(); err != nil {
+		return 0, fmt.Errorf("pgbench -i: %w: %s", err, out)
+	}
+	threads := min(clients, 2)
+	cmd := exec.CommandContext(ctx, bin, "-c", strconv.Itoa(clients), "-j", strconv.Itoa(threads), "-T", strconv.Itoa(int(d.Seconds())), "-M", "prepared", url)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("pgbench: %w: %s", err, out)
+	}
+	m := tpsLine.FindSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("pgbench printed no tps line: %s", out)
+	}
+	fmt.Fprintf(stderr, "bench: pgbench tps = %s\n", m[1])
+	return strconv.ParseFloat(string(m[1]), 64)
+}
+
+func findPgbench() (string, error) {
+	if p, err := exec.LookPath("pgbench"); err == nil {
+		return p, nil
+	}
+	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pgbench")
+	if len(matches) > 0 {
+		slices.Sort(matches)
+		return matches[len(matches)-1], nil
+	}
+	if _, err := os.Stat("/usr/bin/pgbench"); err == nil {
+		return "/usr/bin/pgbench", nil
+	}
+	return "", errors.New("pgbench not found: install the postgresql-contrib or postgresql package, or pass --skip-ceiling")
+}
+
+func sqlcAccountInsertMany(codes []string) sqlc.AccountInsertManyParams {
+	return sqlc.AccountInsertManyParams{Codes: codes, Currency: string(money.CNY), Kind: string(ledger.Liability), AllowNegative: false}
 }

@@ -36,7 +36,7 @@ type AccountSpec struct {
 
 // HotShards is how many balance rows a hot platform account has. With 16 writers and 32 rows, two
 // writers pick the same row in about 40% of commits, but each waits for only one other commit.
-const HotShards = 32
+const HotShards = 128
 
 var platformAccounts = map[string]AccountSpec{
 	"platform:rebate_expense":  {Kind: Expense, AllowNegative: true, Shards: HotShards},

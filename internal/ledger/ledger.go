@@ -1,10 +1,12 @@
 package ledger
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -212,48 +214,59 @@ type balanceKey struct {
 	shard   int16
 }
 
-// applyDeltas updates the cached balances in one statement (rows locked in a fixed order) and
-// refuses an overdraft of a member's available balance that the entry did not allow. Accounts that
-// may never go negative are guarded by the database's CHECK as well.
+// applyDeltas updates the cached balances, one pipelined UPDATE per row in (account, shard) order,
+// and refuses an overdraft of a member's available balance that the entry did not allow. Accounts
+// that may never go negative are guarded by the database's CHECK as well.
 func (l *Ledger) applyDeltas(ctx context.Context, q *store.Queries, deltas map[balanceKey]decimal.Decimal,
 	accounts map[accountKey]*account, overdraft map[int64]bool) error {
-	var p sqlc.BalanceApplyDeltasParams
-	for k, d := range deltas {
-		p.AccountIds = append(p.AccountIds, k.account)
-		p.Shards = append(p.Shards, k.shard)
-		p.Deltas = append(p.Deltas, d)
+	keys := make([]balanceKey, 0, len(deltas))
+	for k := range deltas {
+		keys = append(keys, k)
 	}
-	rows, err := q.BalanceApplyDeltas(ctx, p)
-	if err != nil {
-		err = store.InterpretError(err)
-		if errors.Is(err, store.ErrNegativeBalance) {
-			return fmt.Errorf("%w: %w", ErrInsufficientFunds, err)
+	slices.SortFunc(keys, func(a, b balanceKey) int {
+		if a.account != b.account {
+			return cmp.Compare(a.account, b.account)
 		}
-		return fmt.Errorf("update balances: %w", err)
-	}
-	if len(rows) != len(deltas) {
-		return fmt.Errorf("update balances: %d of %d balance rows found", len(rows), len(deltas))
+		return cmp.Compare(a.shard, b.shard)
+	})
+	params := make([]sqlc.BalanceAddParams, len(keys))
+	for i, k := range keys {
+		params[i] = sqlc.BalanceAddParams{Delta: deltas[k], AccountID: k.account, Shard: k.shard}
 	}
 	byID := map[int64]*account{}
 	for _, a := range accounts {
 		byID[a.id] = a
 	}
-	for _, row := range rows {
-		a := byID[row.AccountID]
-		if a.spec.Shards > 1 || !row.Balance.IsNegative() || overdraft[a.id] {
-			continue
+	var firstErr error
+	q.BalanceAdd(ctx, params).QueryRow(func(i int, balance decimal.Decimal, err error) {
+		if firstErr != nil {
+			return
 		}
-		if deltas[balanceKey{row.AccountID, row.Shard}].IsNegative() {
-			return fmt.Errorf("%w: %s %s would be %s", ErrInsufficientFunds, a.code, a.cur, row.Balance.StringFixed(a.cur.Scale()))
+		k := keys[i]
+		a := byID[k.account]
+		switch {
+		case err != nil:
+			err = store.InterpretError(err)
+			if errors.Is(err, store.ErrNegativeBalance) {
+				firstErr = fmt.Errorf("%w: %s %s: %w", ErrInsufficientFunds, a.code, a.cur, err)
+			} else {
+				firstErr = fmt.Errorf("update balance of %s: %w", a.code, err)
+			}
+		case a.spec.Shards > 1 || !balance.IsNegative() || overdraft[a.id] || !deltas[k].IsNegative():
+		default:
+			firstErr = fmt.Errorf("%w: %s %s would be %s", ErrInsufficientFunds, a.code, a.cur, balance.StringFixed(a.cur.Scale()))
 		}
-	}
-	return nil
+	})
+	return firstErr
 }
 
-// resolveAccounts finds or creates every account the requests name. An account created here
-// belongs to the caller's transaction and is cached only once it is seen committed.
+// resolveAccounts finds or creates every account the requests name: cached ones cost nothing,
+// existing ones one query for all of them, and only accounts never seen before are created. An
+// account created here belongs to the caller's transaction and is cached only once it is seen
+// committed.
 func (l *Ledger) resolveAccounts(ctx context.Context, q *store.Queries, reqs []EntryRequest) (map[accountKey]*account, error) {
 	out := map[accountKey]*account{}
+	var missing []accountKey
 	for i := range reqs {
 		for _, p := range reqs[i].Postings {
 			k := accountKey{p.Account, p.Amount.Currency()}
@@ -264,12 +277,40 @@ func (l *Ledger) resolveAccounts(ctx context.Context, q *store.Queries, reqs []E
 				out[k] = v.(*account)
 				continue
 			}
-			a, err := l.findOrCreateAccount(ctx, q, k)
-			if err != nil {
-				return nil, err
-			}
-			out[k] = a
+			out[k] = nil
+			missing = append(missing, k)
 		}
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	codes := make([]string, len(missing))
+	for i, k := range missing {
+		codes[i] = k.code
+	}
+	rows, err := q.AccountListByCodes(ctx, codes)
+	if err != nil {
+		return nil, fmt.Errorf("read accounts: %w", err)
+	}
+	for _, row := range rows {
+		k := accountKey{row.Code, money.Currency(row.Currency)}
+		if v, ok := out[k]; ok && v == nil {
+			a := &account{id: row.ID, code: row.Code, cur: k.cur, spec: AccountSpec{Kind: AccountKind(row.Kind), AllowNegative: row.AllowNegative, Shards: row.Shards}}
+			out[k] = a
+			if !row.CreatedHere {
+				l.accounts.Store(k, a) // committed by someone else: safe to keep
+			}
+		}
+	}
+	for _, k := range missing {
+		if out[k] != nil {
+			continue
+		}
+		a, err := l.findOrCreateAccount(ctx, q, k)
+		if err != nil {
+			return nil, err
+		}
+		out[k] = a
 	}
 	return out, nil
 }

@@ -127,3 +127,50 @@ func (q *Queries) AccountListByCode(ctx context.Context, code string) ([]Account
 	}
 	return items, nil
 }
+
+const accountListByCodes = `-- name: AccountListByCodes :many
+SELECT id, code, currency, kind, allow_negative, shards,
+       coalesce(xmin = pg_current_xact_id_if_assigned()::xid, false)::boolean AS created_here
+FROM accounts
+WHERE code = ANY($1::text[])
+`
+
+type AccountListByCodesRow struct {
+	ID            int64
+	Code          string
+	Currency      string
+	Kind          string
+	AllowNegative bool
+	Shards        int16
+	CreatedHere   bool
+}
+
+// AccountListByCodes reads many accounts in one round trip (all currencies; callers filter).
+// created_here is true for rows this transaction wrote, which may still roll back.
+func (q *Queries) AccountListByCodes(ctx context.Context, codes []string) ([]AccountListByCodesRow, error) {
+	rows, err := q.db.Query(ctx, accountListByCodes, codes)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []AccountListByCodesRow{}
+	for rows.Next() {
+		var i AccountListByCodesRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Code,
+			&i.Currency,
+			&i.Kind,
+			&i.AllowNegative,
+			&i.Shards,
+			&i.CreatedHere,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}

@@ -12,61 +12,6 @@ import (
 	"github.com/shopspring/decimal"
 )
 
-const balanceApplyDeltas = `-- name: BalanceApplyDeltas :many
-WITH deltas AS (
-  SELECT d.account_id, d.shard, sum(d.delta) AS delta
-  FROM (SELECT unnest($1::bigint[]) AS account_id, unnest($2::smallint[]) AS shard,
-               unnest($3::numeric[]) AS delta) d
-  GROUP BY d.account_id, d.shard
-), locked AS (
-  SELECT b.account_id, b.shard
-  FROM account_balances b
-  JOIN deltas d ON d.account_id = b.account_id AND d.shard = b.shard
-  ORDER BY b.account_id, b.shard
-  FOR UPDATE OF b
-)
-UPDATE account_balances b
-SET balance = b.balance + d.delta
-FROM deltas d, locked l
-WHERE b.account_id = d.account_id AND b.shard = d.shard
-  AND l.account_id = b.account_id AND l.shard = b.shard
-RETURNING b.account_id, b.shard, b.balance
-`
-
-type BalanceApplyDeltasParams struct {
-	AccountIds []int64
-	Shards     []int16
-	Deltas     []decimal.Decimal
-}
-
-type BalanceApplyDeltasRow struct {
-	AccountID int64
-	Shard     int16
-	Balance   decimal.Decimal
-}
-
-// BalanceApplyDeltas adds each delta to its balance row. The rows are locked in (account_id, shard)
-// order before they are updated, so two transactions touching the same accounts cannot deadlock on them.
-func (q *Queries) BalanceApplyDeltas(ctx context.Context, arg BalanceApplyDeltasParams) ([]BalanceApplyDeltasRow, error) {
-	rows, err := q.db.Query(ctx, balanceApplyDeltas, arg.AccountIds, arg.Shards, arg.Deltas)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []BalanceApplyDeltasRow{}
-	for rows.Next() {
-		var i BalanceApplyDeltasRow
-		if err := rows.Scan(&i.AccountID, &i.Shard, &i.Balance); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const balanceAsOf = `-- name: BalanceAsOf :one
 SELECT coalesce(sum(CASE WHEN p.side = 'debit' THEN p.amount ELSE -p.amount END), 0)::numeric AS debit_minus_credit
 FROM postings p

@@ -172,9 +172,9 @@ func (q *Queries) PostingInsertMany(ctx context.Context, arg PostingInsertManyPa
 }
 
 const postingListByEntries = `-- name: PostingListByEntries :many
-SELECT p.id, p.entry_id, a.code, p.currency, p.side, p.amount
+SELECT p.id, p.entry_id, (SELECT a.code FROM accounts a WHERE a.id = p.account_id)::text AS code,
+       p.currency, p.side, p.amount
 FROM postings p
-JOIN accounts a ON a.id = p.account_id
 WHERE p.entry_id = ANY($1::bigint[])
 ORDER BY p.entry_id, p.id
 `
@@ -188,6 +188,8 @@ type PostingListByEntriesRow struct {
 	Amount   decimal.Decimal
 }
 
+// The account code is looked up per posting by primary key: a join would let the planner scan
+// every account for a handful of postings.
 func (q *Queries) PostingListByEntries(ctx context.Context, entryIds []int64) ([]PostingListByEntriesRow, error) {
 	rows, err := q.db.Query(ctx, postingListByEntries, entryIds)
 	if err != nil {
