@@ -1,11 +1,25 @@
 -- name: EntryInsertMany :many
--- EntryInsertMany writes entries whose idempotency key is new; keys that exist return no row, and a
--- concurrent writer of the same key is waited for, so a duplicate can never produce two entries.
-INSERT INTO entries (idempotency_key, request_hash, kind, occurred_at, metadata, refers_to)
-SELECT unnest(@keys::text[]), unnest(@hashes::bytea[]), unnest(@kinds::text[]),
-       unnest(@occurred_ats::timestamptz[]), unnest(@metadatas::jsonb[]), nullif(unnest(@refers_tos::bigint[]), 0)
-ON CONFLICT (idempotency_key) DO NOTHING
-RETURNING id, idempotency_key, recorded_at;
+-- EntryInsertMany writes entries whose idempotency key is new, and their postings, in one statement.
+-- Keys that exist return no row and get no postings; a concurrent writer of the same key is waited
+-- for, so a duplicate can never produce two entries. Postings are numbered in request order.
+WITH new_entries AS (
+  INSERT INTO entries (idempotency_key, request_hash, kind, occurred_at, metadata, refers_to)
+  SELECT unnest(@keys::text[]), unnest(@hashes::bytea[]), unnest(@kinds::text[]),
+         unnest(@occurred_ats::timestamptz[]), unnest(@metadatas::jsonb[]), nullif(unnest(@refers_tos::bigint[]), 0)
+  ON CONFLICT (idempotency_key) DO NOTHING
+  RETURNING id, idempotency_key, recorded_at
+), new_postings AS (
+  INSERT INTO postings (entry_id, account_id, currency, side, amount, recorded_at)
+  SELECT e.id, p.account_id, p.currency, p.side, p.amount, e.recorded_at
+  FROM (SELECT x.*, row_number() OVER () AS ord
+          FROM (SELECT unnest(@posting_keys::text[]) AS key, unnest(@account_ids::bigint[]) AS account_id,
+                       unnest(@currencies::text[]) AS currency, unnest(@sides::text[]) AS side,
+                       unnest(@amounts::numeric[]) AS amount) x) p
+  JOIN new_entries e ON e.idempotency_key = p.key
+  ORDER BY p.ord
+  RETURNING 1
+)
+SELECT id, idempotency_key, recorded_at FROM new_entries;
 
 -- name: EntryGetByKeys :many
 SELECT id, idempotency_key, request_hash, kind, occurred_at, recorded_at, metadata, refers_to
@@ -16,11 +30,6 @@ WHERE idempotency_key = ANY(@keys::text[]);
 SELECT id, idempotency_key, request_hash, kind, occurred_at, recorded_at, metadata, refers_to
 FROM entries
 WHERE id = @id;
-
--- name: PostingInsertMany :exec
-INSERT INTO postings (entry_id, account_id, currency, side, amount, recorded_at)
-SELECT unnest(@entry_ids::bigint[]), unnest(@account_ids::bigint[]), unnest(@currencies::text[]),
-       unnest(@sides::text[]), unnest(@amounts::numeric[]), unnest(@recorded_ats::timestamptz[]);
 
 -- name: PostingListByEntries :many
 -- The account code is looked up per posting by primary key: a join would let the planner scan

@@ -117,7 +117,7 @@ func benchMember(i int) string { return "bench" + strconv.Itoa(i) }
 // benchReleaseArgs stands in for the hold-release job every accrual schedules: one River job
 // inserted in the entry's transaction. Nothing works these jobs; the bench deletes them at the end.
 type benchReleaseArgs struct {
-	EntryID int64 `json:"entry_id"`
+	EntryKey string `json:"entry_key"`
 }
 
 func (benchReleaseArgs) Kind() string { return "bench.release" }
@@ -143,19 +143,23 @@ func benchLedger(ctx context.Context, pool *pgxpool.Pool, d time.Duration, concu
 		res       benchResult
 		firstErr  error
 	)
-	// The sealer runs beside the writers, as it does in the service.
+	// The sealer runs beside the writers every second, as the service's periodic job does.
 	sealCtx, stopSeal := context.WithCancel(ctx)
 	sealDone := make(chan int)
 	go func() {
 		total := 0
-		for sealCtx.Err() == nil {
-			n, err := l.Seal(sealCtx, ledger.SealBatch)
-			total += n
-			if err != nil || n == 0 {
-				time.Sleep(50 * time.Millisecond)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-sealCtx.Done():
+				sealDone <- total
+				return
+			case <-tick.C:
+				n, _ := l.SealAll(sealCtx)
+				total += n
 			}
 		}
-		sealDone <- total
 	}()
 
 	fmt.Fprintf(stderr, "bench: posting rebate entries for %s (%d writers, %d per transaction)\n", d, concurrency, batch)
@@ -176,20 +180,23 @@ func benchLedger(ctx context.Context, pool *pgxpool.Pool, d time.Duration, concu
 				}
 				t0 := time.Now()
 				err := l.Transact(ctx, func(tx pgx.Tx) error {
-					es, err := l.PostMany(ctx, tx, reqs)
-					if err != nil {
-						return err
+					// The job goes in first: balance rows are locked from their update to the
+					// commit, so the ledger's writes come last to hold those locks briefly.
+					jobs := make([]river.InsertManyParams, len(reqs))
+					for i, r := range reqs {
+						jobs[i] = river.InsertManyParams{Args: benchReleaseArgs{EntryKey: r.Key},
+							InsertOpts: &river.InsertOpts{ScheduledAt: r.OccurredAt.Add(168 * time.Hour)}}
 					}
-					jobs := make([]river.InsertManyParams, len(es))
-					for i, e := range es {
-						jobs[i] = river.InsertManyParams{Args: benchReleaseArgs{EntryID: e.ID},
-							InsertOpts: &river.InsertOpts{ScheduledAt: e.OccurredAt.Add(168 * time.Hour)}}
-					}
+					var err error
 					if len(jobs) == 1 {
 						_, err = rc.InsertTx(ctx, tx, jobs[0].Args, jobs[0].InsertOpts)
 					} else {
 						_, err = rc.InsertManyFastTx(ctx, tx, jobs)
 					}
+					if err != nil {
+						return err
+					}
+					_, err = l.PostMany(ctx, tx, reqs)
 					return err
 				})
 				lat = append(lat, time.Since(t0))
@@ -268,7 +275,7 @@ func pgbenchCeiling(ctx context.Context, url string, clients int, d time.Duratio
 		return 0, fmt.Errorf("pgbench -i: %w: %s", err, out)
 	}
 	threads := min(clients, 2)
-	cmd := exec.CommandContext(ctx, bin, "-c", strconv.Itoa(clients), "-j", strconv.Itoa(threads), "-T", strconv.Itoa(int(d.Seconds())), "-M", "prepared", url)
+	cmd := exec.CommandContext(ctx, bin, "-c", strconv.Itoa(clients), "-j", strconv.Itoa(threads), "-T", strconv.Itoa(int(d.Seconds())), url)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return 0, fmt.Errorf("pgbench: %w: %s", err, out)

@@ -124,9 +124,18 @@ func (l *Ledger) PostMany(ctx context.Context, tx pgx.Tx, reqs []EntryRequest) (
 
 	params := sqlc.EntryInsertManyParams{Keys: keys, Hashes: hashes, Metadatas: metas}
 	for i := range reqs {
-		params.Kinds = append(params.Kinds, reqs[i].Kind)
-		params.OccurredAts = append(params.OccurredAts, reqs[i].OccurredAt)
-		params.RefersTos = append(params.RefersTos, reqs[i].RefersTo)
+		r := &reqs[i]
+		params.Kinds = append(params.Kinds, r.Kind)
+		params.OccurredAts = append(params.OccurredAts, r.OccurredAt)
+		params.RefersTos = append(params.RefersTos, r.RefersTo)
+		for _, p := range r.Postings {
+			a := accounts[accountKey{p.Account, p.Amount.Currency()}]
+			params.PostingKeys = append(params.PostingKeys, r.Key)
+			params.AccountIds = append(params.AccountIds, a.id)
+			params.Currencies = append(params.Currencies, string(a.cur))
+			params.Sides = append(params.Sides, string(p.Side))
+			params.Amounts = append(params.Amounts, p.Amount.Decimal())
+		}
 	}
 	inserted, err := q.EntryInsertMany(ctx, params)
 	if err != nil {
@@ -148,7 +157,6 @@ func (l *Ledger) PostMany(ctx context.Context, tx pgx.Tx, reqs []EntryRequest) (
 		}
 	}
 
-	var pp sqlc.PostingInsertManyParams
 	deltas := map[balanceKey]decimal.Decimal{}
 	shardOf := map[int64]int16{}
 	overdraft := map[int64]bool{}
@@ -159,14 +167,7 @@ func (l *Ledger) PostMany(ctx context.Context, tx pgx.Tx, reqs []EntryRequest) (
 		r := &reqs[i]
 		for _, p := range r.Postings {
 			a := accounts[accountKey{p.Account, p.Amount.Currency()}]
-			pp.EntryIds = append(pp.EntryIds, out[i].ID)
-			pp.AccountIds = append(pp.AccountIds, a.id)
-			pp.Currencies = append(pp.Currencies, string(a.cur))
-			pp.Sides = append(pp.Sides, string(p.Side))
-			pp.Amounts = append(pp.Amounts, p.Amount.Decimal())
-			pp.RecordedAts = append(pp.RecordedAts, out[i].RecordedAt)
 			out[i].Postings = append(out[i].Postings, Posting{Account: p.Account, Side: p.Side, Amount: p.Amount})
-
 			shard, ok := shardOf[a.id]
 			if !ok {
 				// A hot account's rows are picked at random per transaction, which spreads
@@ -191,12 +192,9 @@ func (l *Ledger) PostMany(ctx context.Context, tx pgx.Tx, reqs []EntryRequest) (
 			}
 		}
 	}
-	if len(pp.EntryIds) == 0 {
+	if len(inserted) == 0 {
 		metricEntriesPosted.WithLabelValues("true").Add(float64(len(reqs)))
 		return out, nil
-	}
-	if err := q.PostingInsertMany(ctx, pp); err != nil {
-		return nil, fmt.Errorf("insert postings: %w", store.InterpretError(err))
 	}
 	if err := l.applyDeltas(ctx, q, deltas, accounts, overdraft); err != nil {
 		return nil, err

@@ -93,11 +93,24 @@ func (q *Queries) EntryGetByKeys(ctx context.Context, keys []string) ([]EntryGet
 }
 
 const entryInsertMany = `-- name: EntryInsertMany :many
-INSERT INTO entries (idempotency_key, request_hash, kind, occurred_at, metadata, refers_to)
-SELECT unnest($1::text[]), unnest($2::bytea[]), unnest($3::text[]),
-       unnest($4::timestamptz[]), unnest($5::jsonb[]), nullif(unnest($6::bigint[]), 0)
-ON CONFLICT (idempotency_key) DO NOTHING
-RETURNING id, idempotency_key, recorded_at
+WITH new_entries AS (
+  INSERT INTO entries (idempotency_key, request_hash, kind, occurred_at, metadata, refers_to)
+  SELECT unnest($1::text[]), unnest($2::bytea[]), unnest($3::text[]),
+         unnest($4::timestamptz[]), unnest($5::jsonb[]), nullif(unnest($6::bigint[]), 0)
+  ON CONFLICT (idempotency_key) DO NOTHING
+  RETURNING id, idempotency_key, recorded_at
+), new_postings AS (
+  INSERT INTO postings (entry_id, account_id, currency, side, amount, recorded_at)
+  SELECT e.id, p.account_id, p.currency, p.side, p.amount, e.recorded_at
+  FROM (SELECT x.key, x.account_id, x.currency, x.side, x.amount, row_number() OVER () AS ord
+          FROM (SELECT unnest($7::text[]) AS key, unnest($8::bigint[]) AS account_id,
+                       unnest($9::text[]) AS currency, unnest($10::text[]) AS side,
+                       unnest($11::numeric[]) AS amount) x) p
+  JOIN new_entries e ON e.idempotency_key = p.key
+  ORDER BY p.ord
+  RETURNING 1
+)
+SELECT id, idempotency_key, recorded_at FROM new_entries
 `
 
 type EntryInsertManyParams struct {
@@ -107,6 +120,11 @@ type EntryInsertManyParams struct {
 	OccurredAts []time.Time
 	Metadatas   [][]byte
 	RefersTos   []int64
+	PostingKeys []string
+	AccountIds  []int64
+	Currencies  []string
+	Sides       []string
+	Amounts     []decimal.Decimal
 }
 
 type EntryInsertManyRow struct {
@@ -115,8 +133,9 @@ type EntryInsertManyRow struct {
 	RecordedAt     time.Time
 }
 
-// EntryInsertMany writes entries whose idempotency key is new; keys that exist return no row, and a
-// concurrent writer of the same key is waited for, so a duplicate can never produce two entries.
+// EntryInsertMany writes entries whose idempotency key is new, and their postings, in one statement.
+// Keys that exist return no row and get no postings; a concurrent writer of the same key is waited
+// for, so a duplicate can never produce two entries. Postings are numbered in request order.
 func (q *Queries) EntryInsertMany(ctx context.Context, arg EntryInsertManyParams) ([]EntryInsertManyRow, error) {
 	rows, err := q.db.Query(ctx, entryInsertMany,
 		arg.Keys,
@@ -125,6 +144,11 @@ func (q *Queries) EntryInsertMany(ctx context.Context, arg EntryInsertManyParams
 		arg.OccurredAts,
 		arg.Metadatas,
 		arg.RefersTos,
+		arg.PostingKeys,
+		arg.AccountIds,
+		arg.Currencies,
+		arg.Sides,
+		arg.Amounts,
 	)
 	if err != nil {
 		return nil, err
@@ -142,33 +166,6 @@ func (q *Queries) EntryInsertMany(ctx context.Context, arg EntryInsertManyParams
 		return nil, err
 	}
 	return items, nil
-}
-
-const postingInsertMany = `-- name: PostingInsertMany :exec
-INSERT INTO postings (entry_id, account_id, currency, side, amount, recorded_at)
-SELECT unnest($1::bigint[]), unnest($2::bigint[]), unnest($3::text[]),
-       unnest($4::text[]), unnest($5::numeric[]), unnest($6::timestamptz[])
-`
-
-type PostingInsertManyParams struct {
-	EntryIds    []int64
-	AccountIds  []int64
-	Currencies  []string
-	Sides       []string
-	Amounts     []decimal.Decimal
-	RecordedAts []time.Time
-}
-
-func (q *Queries) PostingInsertMany(ctx context.Context, arg PostingInsertManyParams) error {
-	_, err := q.db.Exec(ctx, postingInsertMany,
-		arg.EntryIds,
-		arg.AccountIds,
-		arg.Currencies,
-		arg.Sides,
-		arg.Amounts,
-		arg.RecordedAts,
-	)
-	return err
 }
 
 const postingListByEntries = `-- name: PostingListByEntries :many
