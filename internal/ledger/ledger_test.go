@@ -202,6 +202,29 @@ func TestPost(t *testing.T) {
 		_, err = l.PostTx(ctx, rebate("k1", map[string]string{"new-member": "1.00"}))
 		require.NoError(t, err)
 	})
+
+	t.Run("AccountCreatedInARolledBackTransactionIsNotCached", func(t *testing.T) {
+		t.Parallel()
+		l, b := setup(t)
+		// The second post in the same transaction finds the account the first one created; the
+		// ledger must not remember that uncommitted account once the transaction rolls back.
+		err := l.Transact(ctx, func(tx pgx.Tx) error {
+			if _, err := l.Post(ctx, tx, rebate("a", map[string]string{"fresh": "1.00"})); err != nil {
+				return err
+			}
+			if _, err := l.Post(ctx, tx, rebate("b", map[string]string{"fresh": "2.00"})); err != nil {
+				return err
+			}
+			return errors.New("roll back")
+		})
+		require.EqualError(t, err, "roll back")
+		require.Equal(t, 0, countRows(t, b.pool, "accounts"))
+		_, err = l.PostTx(ctx, rebate("c", map[string]string{"fresh": "3.00"}))
+		require.NoError(t, err)
+		bal, err := l.Balance(ctx, "member:fresh:held", money.CNY)
+		require.NoError(t, err)
+		require.Equal(t, "3.00", bal.String())
+	})
 }
 
 func TestDatabaseEnforcesJournalRules(t *testing.T) {

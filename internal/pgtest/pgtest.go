@@ -175,17 +175,32 @@ func mustExec(tb testing.TB, c *pgx.Conn, sql string) {
 // when the test ends.
 func NewDatabase(tb testing.TB) string {
 	tb.Helper()
+	return createDatabase(tb, "rebate_test_", true)
+}
+
+// EmptyDatabase creates a database with no schema at all (for migration tests) and returns its URL;
+// it is dropped when the test ends.
+func EmptyDatabase(tb testing.TB) string {
+	tb.Helper()
+	return createDatabase(tb, "rebate_empty_", false)
+}
+
+func createDatabase(tb testing.TB, prefix string, migrated bool) string {
+	tb.Helper()
 	ctx := context.Background()
 	admin, err := pgx.Connect(ctx, ServerURL(tb))
 	if err != nil {
 		tb.Fatalf("pgtest: connect: %v", err)
 	}
 	defer admin.Close(ctx)
-	tmpl := template(tb, admin)
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	name := "rebate_test_" + hex.EncodeToString(b[:])
-	mustExec(tb, admin, "CREATE DATABASE "+name+" TEMPLATE "+tmpl)
+	name := prefix + hex.EncodeToString(b[:])
+	create := "CREATE DATABASE " + name
+	if migrated {
+		create += " TEMPLATE " + template(tb, admin)
+	}
+	mustExec(tb, admin, create)
 	tb.Cleanup(func() {
 		c, err := pgx.Connect(ctx, ServerURL(tb))
 		if err != nil {
@@ -207,3 +222,4 @@ func New(tb testing.TB) *pgxpool.Pool {
 	tb.Cleanup(pool.Close)
 	return pool
 }
+
