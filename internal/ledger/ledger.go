@@ -222,10 +222,7 @@ func (l *Ledger) applyDeltas(ctx context.Context, q *store.Queries, deltas map[b
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, func(a, b balanceKey) int {
-		if a.account != b.account {
-			return cmp.Compare(a.account, b.account)
-		}
-		return cmp.Compare(a.shard, b.shard)
+		return cmp.Or(cmp.Compare(a.account, b.account), cmp.Compare(a.shard, b.shard))
 	})
 	params := make([]sqlc.BalanceAddParams, len(keys))
 	for i, k := range keys {
@@ -300,6 +297,11 @@ func (l *Ledger) resolveAccounts(ctx context.Context, q *store.Queries, reqs []E
 			}
 		}
 	}
+	// New accounts are created in a fixed order, so two transactions creating the same accounts
+	// wait for each other instead of deadlocking on the unique index.
+	slices.SortFunc(missing, func(a, b accountKey) int {
+		return cmp.Or(cmp.Compare(a.code, b.code), cmp.Compare(a.cur, b.cur))
+	})
 	for _, k := range missing {
 		if out[k] != nil {
 			continue

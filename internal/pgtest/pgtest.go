@@ -222,4 +222,3 @@ func New(tb testing.TB) *pgxpool.Pool {
 	tb.Cleanup(pool.Close)
 	return pool
 }
-
