@@ -14,14 +14,7 @@ import (
 
 func migrate(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := newFlags("migrate", stderr)
-	dbURL := databaseFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := requireDatabase(*dbURL); err != nil {
-		return err
-	}
-	pool, err := store.Open(ctx, *dbURL, 4)
+	pool, err := parseAndOpen(ctx, fs, databaseFlag(fs), args, 4)
 	if err != nil {
 		return err
 	}
@@ -47,21 +40,15 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	dbURL := databaseFlag(fs)
 	role := fs.String("role", "", "shop, operator or auditor")
 	name := fs.String("name", "", "who the key is for")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	if err := requireDatabase(*dbURL); err != nil {
-		return err
-	}
-	r, err := auth.ParseRole(*role)
-	if err != nil {
-		return err
-	}
-	pool, err := store.Open(ctx, *dbURL, 2)
+	pool, err := parseAndOpen(ctx, fs, dbURL, args[1:], 2)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
+	r, err := auth.ParseRole(*role)
+	if err != nil {
+		return err
+	}
 	key, err := auth.CreateKey(ctx, pool, r, *name)
 	if err != nil {
 		return err
@@ -74,13 +61,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := newFlags("verify", stderr)
 	dbURL := databaseFlag(fs)
 	seal := fs.Bool("seal", true, "seal committed entries first, so the chain covers them")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := requireDatabase(*dbURL); err != nil {
-		return err
-	}
-	pool, err := store.Open(ctx, *dbURL, 4)
+	pool, err := parseAndOpen(ctx, fs, dbURL, args, 4)
 	if err != nil {
 		return err
 	}

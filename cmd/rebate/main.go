@@ -14,6 +14,10 @@ import (
 	"runtime/debug"
 	"strconv"
 	"syscall"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/rebate-ledger/rebate/internal/store"
 )
 
 const usage = `rebate: the rebate ledger service
@@ -102,6 +106,17 @@ func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 
 func databaseFlag(fs *flag.FlagSet) *string {
 	return fs.String("database-url", envOr("DATABASE_URL", ""), "PostgreSQL URL (env DATABASE_URL)")
+}
+
+// parseAndOpen parses a command's flags and connects to the database they name.
+func parseAndOpen(ctx context.Context, fs *flag.FlagSet, dbURL *string, args []string, conns int32) (*pgxpool.Pool, error) {
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if err := requireDatabase(*dbURL); err != nil {
+		return nil, err
+	}
+	return store.Open(ctx, *dbURL, conns)
 }
 
 func requireDatabase(url string) error {
