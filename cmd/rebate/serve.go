@@ -14,6 +14,7 @@ import (
 	"github.com/rebate-ledger/rebate/internal/httpapi"
 	"github.com/rebate-ledger/rebate/internal/jobs"
 	"github.com/rebate-ledger/rebate/internal/ledger"
+	"github.com/rebate-ledger/rebate/internal/rebate"
 	"github.com/rebate-ledger/rebate/internal/store"
 )
 
@@ -56,7 +57,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	l := ledger.New(pool)
 
 	runWorkers := *mode != "api"
-	rc, err := jobs.NewClient(pool, l, jobs.Config{Workers: runWorkers, SealEvery: *sealEvery, Logger: log})
+	engine := rebate.NewEngine(pool, l)
+	rc, err := jobs.NewClient(pool, l, engine, jobs.Config{Workers: runWorkers, SealEvery: *sealEvery, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -79,7 +81,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	serveErr := make(chan error, 1)
 	if *mode != "worker" {
 		e := httpapi.New(httpapi.Config{
-			Pool: pool, Ledger: l, Logger: log, BodyLimit: *bodyLimit, RequestTimeout: *reqTimeout,
+			Pool: pool, Ledger: l, Engine: engine, Logger: log, BodyLimit: *bodyLimit, RequestTimeout: *reqTimeout,
 			Ready: func(context.Context) error {
 				if runWorkers && !workersUp.Load() {
 					return errors.New("River workers are not running")

@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/rebate-ledger/rebate/internal/ledger"
+	"github.com/rebate-ledger/rebate/internal/rebate"
 )
 
 // Problem is an RFC 9457 problem document with a stable machine code.
@@ -45,7 +46,21 @@ func toProblem(err error, log *slog.Logger, reqID string) Problem {
 		if m, ok := he.Message.(string); ok {
 			e.Detail = m
 		}
-	case errors.Is(err, ledger.ErrNotFound), errors.Is(err, ledger.ErrUnknownAccount):
+	case errors.Is(err, rebate.ErrValidation), errors.Is(err, rebate.ErrInvalidProgram):
+		e = &Error{Status: http.StatusBadRequest, Code: "validation_failed", Detail: err.Error()}
+	case errors.Is(err, rebate.ErrUnknownReferrer):
+		e = &Error{Status: http.StatusUnprocessableEntity, Code: "unknown_referrer", Detail: err.Error()}
+	case errors.Is(err, rebate.ErrSelfReferral):
+		e = &Error{Status: http.StatusUnprocessableEntity, Code: "self_referral", Detail: err.Error()}
+	case errors.Is(err, rebate.ErrUnknownMember):
+		e = &Error{Status: http.StatusUnprocessableEntity, Code: "unknown_member", Detail: err.Error()}
+	case errors.Is(err, rebate.ErrUnsupportedCurrency):
+		e = &Error{Status: http.StatusUnprocessableEntity, Code: "unsupported_currency", Detail: err.Error()}
+	case errors.Is(err, rebate.ErrRefundExceedsOrder):
+		e = &Error{Status: http.StatusUnprocessableEntity, Code: "refund_exceeds_order", Detail: err.Error()}
+	case errors.Is(err, rebate.ErrIdempotencyConflict):
+		e = &Error{Status: http.StatusConflict, Code: "idempotency_conflict", Detail: err.Error()}
+	case errors.Is(err, ledger.ErrNotFound), errors.Is(err, ledger.ErrUnknownAccount), errors.Is(err, rebate.ErrNotFound):
 		e = &Error{Status: http.StatusNotFound, Code: "not_found", Detail: err.Error()}
 	case errors.Is(err, ledger.ErrIdempotencyConflict):
 		e = &Error{Status: http.StatusConflict, Code: "idempotency_conflict", Detail: err.Error()}

@@ -22,12 +22,14 @@ import (
 	"github.com/rebate-ledger/rebate/docs"
 	"github.com/rebate-ledger/rebate/internal/auth"
 	"github.com/rebate-ledger/rebate/internal/ledger"
+	"github.com/rebate-ledger/rebate/internal/rebate"
 )
 
 // Config wires the server to its dependencies.
 type Config struct {
 	Pool   *pgxpool.Pool
 	Ledger *ledger.Ledger
+	Engine *rebate.Engine
 	Logger *slog.Logger
 	// Ready reports extra readiness conditions (River running); nil means none.
 	Ready func(ctx context.Context) error
@@ -78,6 +80,14 @@ func New(cfg Config) *echo.Echo {
 	v1 := e.Group("/v1")
 	v1.GET("/accounts/:code", s.getAccount, s.authenticate, allow(auth.Auditor))
 	v1.GET("/reports/trial-balance", s.getTrialBalance, s.authenticate, allow(auth.Auditor))
+	v1.POST("/members", s.postMember, s.authenticate, allow(auth.Shop))
+	v1.GET("/members/:id", s.getMember, s.authenticate, allow(auth.Shop, auth.Auditor))
+	v1.GET("/members/:id/balances", s.getMemberBalances, s.authenticate, allow(auth.Shop, auth.Auditor))
+	v1.POST("/events", s.postEvent, s.authenticate, allow(auth.Shop))
+	v1.GET("/orders/:order_id", s.getOrder, s.authenticate, allow(auth.Shop, auth.Auditor))
+	v1.GET("/program", s.getProgram, s.authenticate, allow(auth.Operator, auth.Auditor))
+	v1.PUT("/program", s.putProgram, s.authenticate, allow(auth.Operator))
+	v1.GET("/program/versions", s.getProgramVersions, s.authenticate, allow(auth.Operator, auth.Auditor))
 	return e
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/rebate-ledger/rebate/internal/ledger"
+	"github.com/rebate-ledger/rebate/internal/rebate"
 )
 
 // SealArgs asks for the hash chain to be extended over every committed entry.
@@ -42,6 +43,41 @@ func (w *SealWorker) Work(ctx context.Context, job *river.Job[SealArgs]) error {
 	return err
 }
 
+// ReleaseArgs ends an order's hold: what is left of its rebates moves from held to available.
+type ReleaseArgs struct {
+	OrderID string `json:"order_id" river:"unique"`
+}
+
+// Kind is River's name for the job.
+func (ReleaseArgs) Kind() string { return "rebate.release" }
+
+// InsertOpts: one release per order, whatever retries insert it.
+func (ReleaseArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
+		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
+		rivertype.JobStateRetryable, rivertype.JobStateScheduled, rivertype.JobStateCompleted,
+	}}}
+}
+
+// ReleaseWorker runs the engine's release; it is idempotent, so River's retries are safe.
+type ReleaseWorker struct {
+	river.WorkerDefaults[ReleaseArgs]
+	Engine *rebate.Engine
+}
+
+// Work releases the order.
+func (w *ReleaseWorker) Work(ctx context.Context, job *river.Job[ReleaseArgs]) error {
+	return w.Engine.Release(ctx, job.Args.OrderID)
+}
+
+// ReleaseScheduler is the engine's Scheduler: a River job inserted in the engine's transaction.
+func ReleaseScheduler(rc *river.Client[pgx.Tx]) rebate.Scheduler {
+	return func(ctx context.Context, tx pgx.Tx, orderID string, at time.Time) error {
+		_, err := rc.InsertTx(ctx, tx, ReleaseArgs{OrderID: orderID}, &river.InsertOpts{ScheduledAt: at})
+		return err
+	}
+}
+
 // Config says how the River client runs.
 type Config struct {
 	// Workers false makes an insert-only client (API processes that scale separately).
@@ -52,9 +88,11 @@ type Config struct {
 }
 
 // NewClient builds the River client with every worker registered and the periodic jobs set.
-func NewClient(pool *pgxpool.Pool, l *ledger.Ledger, cfg Config) (*river.Client[pgx.Tx], error) {
+// It also wires the engine's release scheduler to the new client.
+func NewClient(pool *pgxpool.Pool, l *ledger.Ledger, engine *rebate.Engine, cfg Config) (*river.Client[pgx.Tx], error) {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &SealWorker{Ledger: l})
+	river.AddWorker(workers, &ReleaseWorker{Engine: engine})
 	rc := &river.Config{Workers: workers, Logger: cfg.Logger}
 	if cfg.Workers {
 		if cfg.SealEvery <= 0 {
@@ -70,5 +108,10 @@ func NewClient(pool *pgxpool.Pool, l *ledger.Ledger, cfg Config) (*river.Client[
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
 		}
 	}
-	return river.NewClient(riverpgxv5.New(pool), rc)
+	client, err := river.NewClient(riverpgxv5.New(pool), rc)
+	if err != nil {
+		return nil, err
+	}
+	engine.SetScheduler(ReleaseScheduler(client))
+	return client, nil
 }

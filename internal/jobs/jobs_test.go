@@ -12,6 +12,7 @@ import (
 	"github.com/rebate-ledger/rebate/internal/ledger"
 	"github.com/rebate-ledger/rebate/internal/money"
 	"github.com/rebate-ledger/rebate/internal/pgtest"
+	"github.com/rebate-ledger/rebate/internal/rebate"
 )
 
 // TestSealJobRunsInRiver: the periodic seal job, run by a real River client, seals what is posted.
@@ -20,7 +21,7 @@ func TestSealJobRunsInRiver(t *testing.T) {
 	ctx := context.Background()
 	pool := pgtest.New(t)
 	l := ledger.New(pool)
-	rc, err := jobs.NewClient(pool, l, jobs.Config{Workers: true, SealEvery: 100 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	rc, err := jobs.NewClient(pool, l, rebate.NewEngine(pool, l), jobs.Config{Workers: true, SealEvery: 100 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	require.NoError(t, rc.Start(ctx))
 	t.Cleanup(func() { _ = rc.Stop(context.Background()) })
@@ -56,7 +57,7 @@ func TestSealJobIsUniqueWhilePending(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := pgtest.New(t)
-	rc, err := jobs.NewClient(pool, ledger.New(pool), jobs.Config{Workers: false})
+	rc, err := jobs.NewClient(pool, ledger.New(pool), rebate.NewEngine(pool, ledger.New(pool)), jobs.Config{Workers: false})
 	require.NoError(t, err)
 	first, err := rc.Insert(ctx, jobs.SealArgs{}, nil)
 	require.NoError(t, err)

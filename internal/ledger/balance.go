@@ -179,7 +179,7 @@ func loadEntries(ctx context.Context, q *store.Queries, ids []int64) ([]Entry, e
 	pos := map[int64]int{}
 	for i, r := range rows {
 		out[i] = Entry{ID: r.ID, Key: r.IdempotencyKey, Kind: r.Kind, OccurredAt: r.OccurredAt, RecordedAt: r.RecordedAt,
-			Metadata: r.Metadata, RefersTo: r.RefersTo.Int64}
+			Metadata: r.Metadata, RefersTo: deref(r.RefersTo)}
 		pos[r.ID] = i
 	}
 	ps, err := q.PostingListByEntries(ctx, ids)

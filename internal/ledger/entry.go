@@ -176,3 +176,10 @@ func (r *EntryRequest) hash(meta json.RawMessage) []byte {
 func sameHash(a, b []byte) bool { return bytes.Equal(a, b) }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+func deref(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}

@@ -369,7 +369,7 @@ func (l *Ledger) loadReplays(ctx context.Context, q *store.Queries, reqs []Entry
 			return fmt.Errorf("%w: %q", ErrIdempotencyConflict, row.IdempotencyKey)
 		}
 		out[i] = Entry{ID: row.ID, Key: row.IdempotencyKey, Kind: row.Kind, OccurredAt: row.OccurredAt, RecordedAt: row.RecordedAt,
-			Metadata: row.Metadata, RefersTo: row.RefersTo.Int64, Replayed: true}
+			Metadata: row.Metadata, RefersTo: deref(row.RefersTo), Replayed: true}
 		ids = append(ids, row.ID)
 		pos[row.ID] = i
 	}

@@ -9,7 +9,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/shopspring/decimal"
 )
 
@@ -27,7 +26,7 @@ type EntryGetByIDRow struct {
 	OccurredAt     time.Time
 	RecordedAt     time.Time
 	Metadata       []byte
-	RefersTo       pgtype.Int8
+	RefersTo       *int64
 }
 
 func (q *Queries) EntryGetByID(ctx context.Context, id int64) (EntryGetByIDRow, error) {
@@ -60,7 +59,7 @@ type EntryGetByKeysRow struct {
 	OccurredAt     time.Time
 	RecordedAt     time.Time
 	Metadata       []byte
-	RefersTo       pgtype.Int8
+	RefersTo       *int64
 }
 
 func (q *Queries) EntryGetByKeys(ctx context.Context, keys []string) ([]EntryGetByKeysRow, error) {

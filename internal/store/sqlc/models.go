@@ -45,7 +45,7 @@ type Entry struct {
 	OccurredAt     time.Time
 	RecordedAt     time.Time
 	Metadata       []byte
-	RefersTo       pgtype.Int8
+	RefersTo       *int64
 	Txid           pgtype.Uint64
 }
 
@@ -58,6 +58,43 @@ type EntrySeal struct {
 	SealedAt  time.Time
 }
 
+type Event struct {
+	ID          string
+	Type        string
+	RequestHash []byte
+	StatusCode  int32
+	Response    []byte
+	CreatedAt   time.Time
+}
+
+type Member struct {
+	ID                string
+	ReferralCode      string
+	ReferrerID        pgtype.Text
+	Upline            []string
+	RequestHash       []byte
+	PaidOrders        int32
+	ConvertedInvitees int32
+	CreatedAt         time.Time
+}
+
+type Order struct {
+	OrderID        string
+	EventID        string
+	MemberID       string
+	Amount         decimal.Decimal
+	Currency       string
+	OccurredAt     time.Time
+	ProgramVersion int64
+	Upline         []string
+	AccrualEntryID *int64
+	ReleaseAt      time.Time
+	ReleasedAt     *time.Time
+	ReleaseEntryID *int64
+	Refunded       decimal.Decimal
+	ExcessRefunded decimal.Decimal
+}
+
 type Posting struct {
 	ID         int64
 	EntryID    int64
@@ -66,4 +103,34 @@ type Posting struct {
 	Side       string
 	Amount     decimal.Decimal
 	RecordedAt time.Time
+}
+
+type Program struct {
+	Version     int64
+	EffectiveAt time.Time
+	Rules       []byte
+	CreatedAt   time.Time
+}
+
+type RebateLot struct {
+	OrderID        string
+	BeneficiaryID  string
+	Leg            string
+	Currency       string
+	Amount         decimal.Decimal
+	ClawedBack     decimal.Decimal
+	Released       decimal.Decimal
+	ProgramVersion int64
+	Upline         []string
+}
+
+type Refund struct {
+	RefundID  string
+	EventID   string
+	OrderID   string
+	Amount    decimal.Decimal
+	Seq       *int64
+	Status    string
+	EntryID   *int64
+	CreatedAt time.Time
 }

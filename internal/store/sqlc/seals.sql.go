@@ -8,8 +8,6 @@ package sqlc
 import (
 	"context"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgtype"
 )
 
 const entryGetManyByIDs = `-- name: EntryGetManyByIDs :many
@@ -27,7 +25,7 @@ type EntryGetManyByIDsRow struct {
 	OccurredAt     time.Time
 	RecordedAt     time.Time
 	Metadata       []byte
-	RefersTo       pgtype.Int8
+	RefersTo       *int64
 }
 
 func (q *Queries) EntryGetManyByIDs(ctx context.Context, ids []int64) ([]EntryGetManyByIDsRow, error) {

@@ -1,0 +1,67 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/rebate-ledger/rebate/internal/rebate"
+)
+
+type programJSON struct {
+	Version     int64     `json:"version"`
+	EffectiveAt time.Time `json:"effective_at"`
+	rebate.RulesJSON
+}
+
+func toProgramJSON(p rebate.Program) programJSON {
+	out := programJSON{Version: p.Version, EffectiveAt: p.EffectiveAt, RulesJSON: p.JSON}
+	if out.EffectiveAt.Year() < 1 || out.EffectiveAt.Before(time.Unix(0, 0)) {
+		out.EffectiveAt = time.Unix(0, 0).UTC() // the default program: in force since the beginning
+	}
+	return out
+}
+
+func (s *server) getProgram(c echo.Context) error {
+	p, err := rebate.ProgramAt(c.Request().Context(), s.cfg.Pool, time.Now())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toProgramJSON(p))
+}
+
+// putProgram stores a new version, effective from ?effective_at= (RFC 3339) or now.
+func (s *server) putProgram(c echo.Context) error {
+	at := time.Now()
+	if raw := c.QueryParam("effective_at"); raw != "" {
+		t, err := time.Parse(time.RFC3339Nano, raw)
+		if err != nil {
+			return validation("effective_at must be an RFC 3339 time")
+		}
+		at = t
+	}
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	p, err := rebate.PutProgram(c.Request().Context(), s.cfg.Pool, body, at)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, toProgramJSON(p))
+}
+
+func (s *server) getProgramVersions(c echo.Context) error {
+	ps, err := rebate.Programs(c.Request().Context(), s.cfg.Pool)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Items []programJSON `json:"items"`
+	}{Items: make([]programJSON, 0, len(ps))}
+	for _, p := range ps {
+		out.Items = append(out.Items, toProgramJSON(p))
+	}
+	return c.JSON(http.StatusOK, out)
+}

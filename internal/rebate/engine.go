@@ -1,0 +1,582 @@
+package rebate
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/shopspring/decimal"
+
+	"github.com/rebate-ledger/rebate/internal/ledger"
+	"github.com/rebate-ledger/rebate/internal/money"
+	"github.com/rebate-ledger/rebate/internal/store"
+	"github.com/rebate-ledger/rebate/internal/store/sqlc"
+)
+
+// Scheduler inserts the hold-release job of an order, in the caller's transaction, to run at `at`.
+// internal/jobs provides it (a River InsertTx); the engine does not import River's job types.
+type Scheduler func(ctx context.Context, tx pgx.Tx, orderID string, at time.Time) error
+
+// Engine applies the program to events.
+type Engine struct {
+	pool     *pgxpool.Pool
+	ledger   *ledger.Ledger
+	schedule Scheduler
+}
+
+// NewEngine returns an engine; SetScheduler must be called before events are applied.
+func NewEngine(pool *pgxpool.Pool, l *ledger.Ledger) *Engine {
+	return &Engine{pool: pool, ledger: l}
+}
+
+// SetScheduler wires the release job (the River client is built after the engine, whose worker it runs).
+func (e *Engine) SetScheduler(s Scheduler) { e.schedule = s }
+
+func decimalFromInt(n int64) decimal.Decimal { return decimal.NewFromInt(n) }
+
+// Event is one shop event.
+type Event struct {
+	ID         string          `json:"id"`
+	Type       string          `json:"type"`
+	OccurredAt time.Time       `json:"occurred_at"`
+	Data       json.RawMessage `json:"data"`
+}
+
+// Event types.
+const (
+	OrderPaid     = "order.paid"
+	OrderRefunded = "order.refunded"
+)
+
+// PaidData is order.paid's data.
+type PaidData struct {
+	OrderID  string `json:"order_id"`
+	MemberID string `json:"member_id"`
+	Amount   string `json:"amount"`
+	Currency string `json:"currency"`
+}
+
+// RefundedData is order.refunded's data.
+type RefundedData struct {
+	OrderID  string `json:"order_id"`
+	RefundID string `json:"refund_id"`
+	Amount   string `json:"amount"`
+}
+
+// Rebate is one leg of an accrual in an event's answer.
+type Rebate struct {
+	MemberID  string         `json:"member_id"`
+	Leg       string         `json:"leg"`
+	Amount    money.Amount   `json:"amount"`
+	Currency  money.Currency `json:"currency"`
+	ReleaseAt time.Time      `json:"release_at"`
+}
+
+// UnmarshalJSON reads a stored answer back (the amount is parsed in its currency).
+func (r *Rebate) UnmarshalJSON(b []byte) error {
+	var aux struct {
+		MemberID  string    `json:"member_id"`
+		Leg       string    `json:"leg"`
+		Amount    string    `json:"amount"`
+		Currency  string    `json:"currency"`
+		ReleaseAt time.Time `json:"release_at"`
+	}
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	a, err := money.Parse(aux.Amount, money.Currency(aux.Currency))
+	if err != nil {
+		return err
+	}
+	*r = Rebate{MemberID: aux.MemberID, Leg: aux.Leg, Amount: a, Currency: a.Currency(), ReleaseAt: aux.ReleaseAt}
+	return nil
+}
+
+// EventResult is the answer to an event; a replay answers the same.
+type EventResult struct {
+	StatusCode int      `json:"-"`
+	EventID    string   `json:"event_id"`
+	Status     string   `json:"status"`
+	EntryIDs   []int64  `json:"entry_ids"`
+	Rebates    []Rebate `json:"rebates"`
+	Replayed   bool     `json:"-"`
+}
+
+func strict(raw json.RawMessage, v any) error {
+	if len(raw) == 0 {
+		return fmt.Errorf("%w: data is required", ErrValidation)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: data: %v", ErrValidation, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: data: trailing content", ErrValidation)
+	}
+	return nil
+}
+
+func validID(field, s string) error {
+	if s == "" || len(s) > 200 {
+		return fmt.Errorf("%w: %s must be 1 to 200 characters", ErrValidation, field)
+	}
+	return nil
+}
+
+// Apply applies one event exactly once. Everything it changes (the event record, orders, lots,
+// journal entries, the release job) commits together or not at all; an error changes nothing.
+func (e *Engine) Apply(ctx context.Context, ev Event) (EventResult, error) {
+	if err := validID("id", ev.ID); err != nil {
+		return EventResult{}, err
+	}
+	if ev.OccurredAt.IsZero() {
+		return EventResult{}, fmt.Errorf("%w: occurred_at is required (RFC 3339)", ErrValidation)
+	}
+	var paid PaidData
+	var refunded RefundedData
+	var typed any
+	switch ev.Type {
+	case OrderPaid:
+		if err := strict(ev.Data, &paid); err != nil {
+			return EventResult{}, err
+		}
+		if err := validID("data.order_id", paid.OrderID); err != nil {
+			return EventResult{}, err
+		}
+		if paid.MemberID == "" {
+			return EventResult{}, fmt.Errorf("%w: data.member_id is required", ErrValidation)
+		}
+		typed = paid
+	case OrderRefunded:
+		if err := strict(ev.Data, &refunded); err != nil {
+			return EventResult{}, err
+		}
+		if err := validID("data.order_id", refunded.OrderID); err != nil {
+			return EventResult{}, err
+		}
+		if err := validID("data.refund_id", refunded.RefundID); err != nil {
+			return EventResult{}, err
+		}
+		typed = refunded
+	default:
+		return EventResult{}, fmt.Errorf("%w: unknown event type %q (want order.paid or order.refunded)", ErrValidation, ev.Type)
+	}
+	canon, _ := json.Marshal(struct {
+		ID, Type, OccurredAt string
+		Data                 any
+	}{ev.ID, ev.Type, ev.OccurredAt.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano), typed})
+	hash := sha256.Sum256(canon)
+
+	var res EventResult
+	err := e.ledger.Transact(ctx, func(tx pgx.Tx) error {
+		q := store.New(tx)
+		_, err := q.EventInsert(ctx, sqlc.EventInsertParams{ID: ev.ID, Type: ev.Type, RequestHash: hash[:]})
+		if errors.Is(err, pgx.ErrNoRows) {
+			prev, err := q.EventGet(ctx, ev.ID)
+			if err != nil {
+				return err
+			}
+			if !bytes.Equal(prev.RequestHash, hash[:]) {
+				return fmt.Errorf("%w: event %q was sent before with a different body", ErrIdempotencyConflict, ev.ID)
+			}
+			if err := json.Unmarshal(prev.Response, &res); err != nil {
+				return err
+			}
+			res.StatusCode, res.Replayed = int(prev.StatusCode), true
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		res = EventResult{EventID: ev.ID, EntryIDs: []int64{}, Rebates: []Rebate{}}
+		switch ev.Type {
+		case OrderPaid:
+			err = e.orderPaid(ctx, tx, ev, paid, &res)
+		case OrderRefunded:
+			err = e.orderRefunded(ctx, tx, ev, refunded, &res)
+		}
+		if err != nil {
+			return err
+		}
+		body, _ := json.Marshal(res)
+		return q.EventSetResponse(ctx, sqlc.EventSetResponseParams{ID: ev.ID, StatusCode: int32(res.StatusCode), Response: body})
+	})
+	return res, err
+}
+
+type lot struct {
+	beneficiary string
+	leg         string
+	amount      money.Amount
+}
+
+func (e *Engine) orderPaid(ctx context.Context, tx pgx.Tx, ev Event, d PaidData, res *EventResult) error {
+	q := store.New(tx)
+	cur, err := money.ParseCurrency(d.Currency)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrValidation, err)
+	}
+	x, err := money.Parse(d.Amount, cur)
+	if err != nil {
+		return fmt.Errorf("%w: data.amount: %v", ErrValidation, err)
+	}
+	if !x.IsPositive() {
+		return fmt.Errorf("%w: data.amount must be positive", ErrValidation)
+	}
+	p, err := ProgramAt(ctx, tx, ev.OccurredAt)
+	if err != nil {
+		return err
+	}
+	r := p.Rules
+	if cur != r.Currency {
+		return fmt.Errorf("%w: the program in force pays in %s, the order is in %s", ErrUnsupportedCurrency, r.Currency, cur)
+	}
+	if _, err := q.OrderGet(ctx, d.OrderID); err == nil {
+		return fmt.Errorf("%w: order %q was paid by another event", ErrIdempotencyConflict, d.OrderID)
+	} else if !errors.Is(err, pgx.ErrNoRows) {
+		return err
+	}
+	buyer, err := q.MemberLock(ctx, d.MemberID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%w: %q", ErrUnknownMember, d.MemberID)
+	}
+	if err != nil {
+		return err
+	}
+	firstOrder := buyer.PaidOrders == 0
+	if err := q.MemberCountPaidOrder(ctx, buyer.ID); err != nil {
+		return err
+	}
+	upline := buyer.Upline
+	if len(upline) > len(r.LevelRates) {
+		upline = upline[:len(r.LevelRates)]
+	}
+
+	var lots []lot
+	if len(upline) > 0 {
+		u1, err := q.MemberLock(ctx, upline[0])
+		if err != nil {
+			return fmt.Errorf("lock referrer %s: %w", upline[0], err)
+		}
+		converted := int(u1.ConvertedInvitees)
+		if firstOrder {
+			n, err := q.MemberCountConvertedInvitee(ctx, u1.ID)
+			if err != nil {
+				return err
+			}
+			converted = int(n)
+		}
+		remaining := x.MulRate(r.MaxRebateRatio, money.RoundDown)
+		for i, member := range upline {
+			rate := r.LevelRates[i]
+			if i == 0 {
+				rate = r.level1Rate(converted)
+			}
+			leg := x.MulRate(rate, r.Rounding)
+			if leg.Cmp(remaining) > 0 {
+				leg = remaining
+			}
+			remaining, _ = remaining.Sub(leg)
+			if leg.IsPositive() {
+				lots = append(lots, lot{member, fmt.Sprintf("level%d", i+1), leg})
+			}
+		}
+		if firstOrder && r.FirstOrderBonus.IsPositive() {
+			lots = append(lots, lot{u1.ID, "first_order_bonus", r.FirstOrderBonus})
+		}
+		if firstOrder {
+			for _, m := range r.Milestones {
+				if m.Converted == converted && m.Bonus.IsPositive() {
+					lots = append(lots, lot{u1.ID, "milestone", m.Bonus})
+				}
+			}
+		}
+		pts := money.Round(x.Decimal().Mul(r.PointsPerUnit), money.PTS, money.RoundDown)
+		if pts.IsPositive() {
+			lots = append(lots, lot{u1.ID, "points", pts})
+		}
+	}
+
+	releaseAt := ev.OccurredAt.Add(r.HoldPeriod)
+	if err := q.OrderInsert(ctx, sqlc.OrderInsertParams{OrderID: d.OrderID, EventID: ev.ID, MemberID: buyer.ID,
+		Amount: x.Decimal(), Currency: string(cur), OccurredAt: ev.OccurredAt, ProgramVersion: p.Version,
+		Upline: nonNil(buyer.Upline), ReleaseAt: releaseAt}); err != nil {
+		return fmt.Errorf("record order: %w", err)
+	}
+	res.StatusCode, res.Status = http.StatusCreated, "applied"
+	if len(lots) > 0 {
+		req := ledger.EntryRequest{Key: "accrual:" + d.OrderID, Kind: "accrual", OccurredAt: ev.OccurredAt,
+			Metadata: map[string]any{"order_id": d.OrderID, "event_id": ev.ID, "program_version": p.Version, "upline": upline}}
+		totals := map[money.Currency]money.Amount{}
+		for _, l := range lots {
+			req.Postings = append(req.Postings, ledger.PostingRequest{Account: ledger.MemberAccount(l.beneficiary, "held"), Side: ledger.Credit, Amount: l.amount})
+			t, ok := totals[l.amount.Currency()]
+			if !ok {
+				t = money.Zero(l.amount.Currency())
+			}
+			totals[l.amount.Currency()], _ = t.Add(l.amount)
+		}
+		for _, c := range []money.Currency{r.Currency, money.PTS} {
+			if t, ok := totals[c]; ok {
+				req.Postings = append(req.Postings, ledger.PostingRequest{Account: ledger.RebateExpense, Side: ledger.Debit, Amount: t})
+			}
+		}
+		entry, err := e.ledger.Post(ctx, tx, req)
+		if err != nil {
+			return err
+		}
+		if err := q.OrderSetAccrual(ctx, sqlc.OrderSetAccrualParams{OrderID: d.OrderID, EntryID: &entry.ID}); err != nil {
+			return err
+		}
+		res.EntryIDs = append(res.EntryIDs, entry.ID)
+		for _, l := range lots {
+			if err := q.LotInsert(ctx, sqlc.LotInsertParams{OrderID: d.OrderID, BeneficiaryID: l.beneficiary, Leg: l.leg,
+				Currency: string(l.amount.Currency()), Amount: l.amount.Decimal(), ProgramVersion: p.Version, Upline: nonNil(upline)}); err != nil {
+				return fmt.Errorf("record lot: %w", err)
+			}
+			res.Rebates = append(res.Rebates, Rebate{MemberID: l.beneficiary, Leg: l.leg, Amount: l.amount, Currency: l.amount.Currency(), ReleaseAt: releaseAt})
+		}
+		if e.schedule == nil {
+			return errors.New("rebate engine has no release scheduler")
+		}
+		if err := e.schedule(ctx, tx, d.OrderID, releaseAt); err != nil {
+			return fmt.Errorf("schedule release: %w", err)
+		}
+	}
+	// Refunds that arrived before their order are applied now, in arrival order.
+	parked, err := q.RefundListParked(ctx, d.OrderID)
+	if err != nil {
+		return err
+	}
+	for _, pr := range parked {
+		order, err := q.OrderLock(ctx, d.OrderID)
+		if err != nil {
+			return err
+		}
+		amt, err := money.New(pr.Amount, cur)
+		if err != nil {
+			// A parked amount finer than the order's currency cannot be clawed exactly: keep it as an anomaly.
+			amt = money.Zero(cur)
+		}
+		id, err := e.applyRefund(ctx, tx, order, pr.RefundID, amt, pr.Amount, ev.OccurredAt, true)
+		if err != nil {
+			return err
+		}
+		if id != 0 {
+			res.EntryIDs = append(res.EntryIDs, id)
+		}
+	}
+	return nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func (e *Engine) orderRefunded(ctx context.Context, tx pgx.Tx, ev Event, d RefundedData, res *EventResult) error {
+	q := store.New(tx)
+	order, err := q.OrderLock(ctx, d.OrderID)
+	parked := errors.Is(err, pgx.ErrNoRows)
+	if err != nil && !parked {
+		return err
+	}
+	var cur money.Currency
+	if parked {
+		p, err := ProgramAt(ctx, tx, ev.OccurredAt)
+		if err != nil {
+			return err
+		}
+		cur = p.Rules.Currency
+	} else {
+		cur = money.Currency(order.Currency)
+	}
+	amt, err := money.Parse(d.Amount, cur)
+	if err != nil {
+		return fmt.Errorf("%w: data.amount: %v", ErrValidation, err)
+	}
+	if !amt.IsPositive() {
+		return fmt.Errorf("%w: data.amount must be positive", ErrValidation)
+	}
+	status := "parked"
+	if !parked {
+		status = "applied"
+	}
+	if _, err := q.RefundInsert(ctx, sqlc.RefundInsertParams{RefundID: d.RefundID, EventID: ev.ID, OrderID: d.OrderID,
+		Amount: amt.Decimal(), Status: "parked"}); errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%w: refund %q was sent by another event", ErrIdempotencyConflict, d.RefundID)
+	} else if err != nil {
+		return err
+	}
+	res.Status = status
+	if parked {
+		res.StatusCode = http.StatusAccepted
+		return nil
+	}
+	res.StatusCode = http.StatusCreated
+	id, err := e.applyRefund(ctx, tx, order, d.RefundID, amt, amt.Decimal(), ev.OccurredAt, false)
+	if err != nil {
+		return err
+	}
+	if id != 0 {
+		res.EntryIDs = append(res.EntryIDs, id)
+	}
+	return nil
+}
+
+// applyRefund claws back, proportionally and cumulatively, what the refund takes away. A refund that
+// arrived before its order (late = true) is applied up to the order's amount and the excess is
+// recorded as an anomaly; a live refund beyond the order is refused.
+func (e *Engine) applyRefund(ctx context.Context, tx pgx.Tx, order sqlc.Order, refundID string, amt money.Amount,
+	raw decimal.Decimal, at time.Time, late bool) (int64, error) {
+	q := store.New(tx)
+	x := order.Amount
+	applied := amt.Decimal()
+	excess := raw.Sub(applied)
+	if room := x.Sub(order.Refunded); applied.GreaterThan(room) {
+		if !late {
+			return 0, fmt.Errorf("%w: order %s is %s, already refunded %s, this refund %s", ErrRefundExceedsOrder,
+				order.OrderID, x, order.Refunded, applied)
+		}
+		excess = excess.Add(applied.Sub(room))
+		applied = room
+	}
+	z := order.Refunded.Add(applied)
+	lots, err := q.LotListByOrder(ctx, order.OrderID)
+	if err != nil {
+		return 0, err
+	}
+	from := "held"
+	if order.ReleasedAt != nil {
+		from = "available"
+	}
+	req := ledger.EntryRequest{Key: "refund:" + refundID, Kind: "clawback", OccurredAt: at,
+		Metadata: map[string]any{"order_id": order.OrderID, "refund_id": refundID, "refunded_total": z.String()}}
+	if order.AccrualEntryID != nil {
+		req.RefersTo = *order.AccrualEntryID
+	}
+	totals := map[string]decimal.Decimal{}
+	for _, l := range lots {
+		target := l.ClawedBack
+		switch l.Leg {
+		case "level1", "level2", "level3", "points":
+			cur := money.Currency(l.Currency)
+			kept := money.Round(l.Amount.Mul(x.Sub(z)).Div(x), cur, money.RoundDown)
+			if kept.Decimal().LessThan(l.Amount.Sub(l.ClawedBack)) {
+				target = l.Amount.Sub(kept.Decimal())
+			}
+			// Exactness: Div rounds at 16 digits; a full refund is exactly the whole lot.
+			if z.Equal(x) {
+				target = l.Amount
+			}
+		case "first_order_bonus":
+			if z.Equal(x) {
+				target = l.Amount
+			}
+		}
+		delta := target.Sub(l.ClawedBack)
+		if !delta.IsPositive() {
+			continue
+		}
+		a, err := money.New(delta, money.Currency(l.Currency))
+		if err != nil {
+			return 0, err
+		}
+		acct := ledger.MemberAccount(l.BeneficiaryID, from)
+		req.Postings = append(req.Postings, ledger.PostingRequest{Account: acct, Side: ledger.Debit, Amount: a})
+		if from == "available" {
+			req.AllowOverdraft = append(req.AllowOverdraft, acct)
+		}
+		totals[l.Currency] = totals[l.Currency].Add(delta)
+		if err := q.LotSetClawedBack(ctx, sqlc.LotSetClawedBackParams{OrderID: l.OrderID, BeneficiaryID: l.BeneficiaryID, Leg: l.Leg, ClawedBack: target}); err != nil {
+			return 0, err
+		}
+	}
+	if err := q.OrderAddRefund(ctx, sqlc.OrderAddRefundParams{OrderID: order.OrderID, Applied: applied, Excess: excess}); err != nil {
+		return 0, err
+	}
+	var entryID *int64
+	if len(req.Postings) > 0 {
+		for _, c := range []string{order.Currency, string(money.PTS)} {
+			if t, ok := totals[c]; ok {
+				a, _ := money.New(t, money.Currency(c))
+				req.Postings = append(req.Postings, ledger.PostingRequest{Account: ledger.RebateExpense, Side: ledger.Credit, Amount: a})
+			}
+		}
+		entry, err := e.ledger.Post(ctx, tx, req)
+		if err != nil {
+			return 0, err
+		}
+		entryID = &entry.ID
+	}
+	if err := q.RefundSetApplied(ctx, sqlc.RefundSetAppliedParams{RefundID: refundID, EntryID: entryID}); err != nil {
+		return 0, err
+	}
+	if entryID == nil {
+		return 0, nil
+	}
+	return *entryID, nil
+}
+
+// Release moves what is left of an order's rebates from held to available, once. It is the River
+// release job's work; running it again does nothing.
+func (e *Engine) Release(ctx context.Context, orderID string) error {
+	return e.ledger.Transact(ctx, func(tx pgx.Tx) error {
+		q := store.New(tx)
+		order, err := q.OrderLock(ctx, orderID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: order %q", ErrNotFound, orderID)
+		}
+		if err != nil {
+			return err
+		}
+		if order.ReleasedAt != nil {
+			return nil
+		}
+		lots, err := q.LotListByOrder(ctx, orderID)
+		if err != nil {
+			return err
+		}
+		req := ledger.EntryRequest{Key: "release:" + orderID, Kind: "release", OccurredAt: order.ReleaseAt,
+			Metadata: map[string]any{"order_id": orderID}}
+		if order.AccrualEntryID != nil {
+			req.RefersTo = *order.AccrualEntryID
+		}
+		for _, l := range lots {
+			left := l.Amount.Sub(l.ClawedBack)
+			if !left.IsPositive() {
+				continue
+			}
+			a, err := money.New(left, money.Currency(l.Currency))
+			if err != nil {
+				return err
+			}
+			req.Postings = append(req.Postings,
+				ledger.PostingRequest{Account: ledger.MemberAccount(l.BeneficiaryID, "held"), Side: ledger.Debit, Amount: a},
+				ledger.PostingRequest{Account: ledger.MemberAccount(l.BeneficiaryID, "available"), Side: ledger.Credit, Amount: a})
+			if err := q.LotSetReleased(ctx, sqlc.LotSetReleasedParams{OrderID: orderID, BeneficiaryID: l.BeneficiaryID, Leg: l.Leg, Released: left}); err != nil {
+				return err
+			}
+		}
+		var entryID *int64
+		if len(req.Postings) > 0 {
+			entry, err := e.ledger.Post(ctx, tx, req)
+			if err != nil {
+				return err
+			}
+			entryID = &entry.ID
+		}
+		now := time.Now()
+		return q.OrderSetReleased(ctx, sqlc.OrderSetReleasedParams{OrderID: orderID, ReleasedAt: &now, EntryID: entryID})
+	})
+}

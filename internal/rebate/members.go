@@ -1,0 +1,210 @@
+package rebate
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/rebate-ledger/rebate/internal/ledger"
+	"github.com/rebate-ledger/rebate/internal/money"
+	"github.com/rebate-ledger/rebate/internal/store"
+	"github.com/rebate-ledger/rebate/internal/store/sqlc"
+)
+
+// Member is a registered member.
+type Member struct {
+	ID                string
+	ReferralCode      string
+	ReferrerID        string
+	Upline            []string
+	PaidOrders        int
+	ConvertedInvitees int
+	CreatedAt         time.Time
+}
+
+// Registration is a POST /v1/members body.
+type Registration struct {
+	ID           string
+	ReferrerID   string
+	ReferralCode string
+}
+
+// codeAlphabet has no 0/O/1/I, so codes read aloud or copied by hand are unambiguous.
+const codeAlphabet = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+
+func newReferralCode() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	out := make([]byte, len(b))
+	for i, c := range b {
+		out[i] = codeAlphabet[int(c)%len(codeAlphabet)]
+	}
+	return string(out)
+}
+
+func memberFromRow(m sqlc.Member) Member {
+	return Member{ID: m.ID, ReferralCode: m.ReferralCode, ReferrerID: m.ReferrerID.String, Upline: m.Upline,
+		PaidOrders: int(m.PaidOrders), ConvertedInvitees: int(m.ConvertedInvitees), CreatedAt: m.CreatedAt}
+}
+
+// Register adds a member with its inviter (by id or referral code); the upline is fixed here for good.
+// The same id with the same body replays (replayed = true); with another body it is a conflict.
+// Sign-up points, when the program in force gives them, are credited to the new member and the
+// inviter in one entry in the same transaction.
+func (e *Engine) Register(ctx context.Context, reg Registration) (Member, bool, error) {
+	if !ledger.MemberIDPattern.MatchString(reg.ID) {
+		return Member{}, false, fmt.Errorf("%w: id must be 1 to 64 letters, digits or _.@-", ErrValidation)
+	}
+	if reg.ReferrerID != "" && reg.ReferralCode != "" {
+		return Member{}, false, fmt.Errorf("%w: give referrer_id or referral_code, not both", ErrValidation)
+	}
+	if reg.ReferrerID == reg.ID {
+		return Member{}, false, ErrSelfReferral
+	}
+	h := sha256.Sum256([]byte("member\x00" + reg.ID + "\x00" + reg.ReferrerID + "\x00" + reg.ReferralCode))
+	var out Member
+	var replayed bool
+	err := e.ledger.Transact(ctx, func(tx pgx.Tx) error {
+		q := store.New(tx)
+		var referrer *sqlc.Member
+		switch {
+		case reg.ReferrerID != "":
+			m, err := q.MemberGet(ctx, reg.ReferrerID)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("%w: %q", ErrUnknownReferrer, reg.ReferrerID)
+			}
+			if err != nil {
+				return err
+			}
+			referrer = &m
+		case reg.ReferralCode != "":
+			m, err := q.MemberGetByCode(ctx, reg.ReferralCode)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("%w: no member has referral code %q", ErrUnknownReferrer, reg.ReferralCode)
+			}
+			if err != nil {
+				return err
+			}
+			if m.ID == reg.ID {
+				return ErrSelfReferral
+			}
+			referrer = &m
+		}
+		var upline []string
+		params := sqlc.MemberInsertParams{ID: reg.ID, RequestHash: h[:]}
+		if referrer != nil {
+			upline = append([]string{referrer.ID}, referrer.Upline...)
+			if len(upline) > MaxLevels {
+				upline = upline[:MaxLevels]
+			}
+			params.ReferrerID = pgtype.Text{String: referrer.ID, Valid: true}
+		}
+		params.Upline = upline
+		if params.Upline == nil {
+			params.Upline = []string{}
+		}
+		for attempt := 0; ; attempt++ {
+			params.ReferralCode = newReferralCode()
+			row, err := insertMember(ctx, tx, params)
+			if errors.Is(err, errCodeTaken) && attempt < 5 {
+				continue
+			}
+			if errors.Is(err, pgx.ErrNoRows) {
+				existing, err := q.MemberGet(ctx, reg.ID)
+				if err != nil {
+					return err
+				}
+				if string(existing.RequestHash) != string(h[:]) {
+					return fmt.Errorf("%w: member %q is registered with another inviter", ErrIdempotencyConflict, reg.ID)
+				}
+				out, replayed = memberFromRow(existing), true
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			out = memberFromRow(row)
+			break
+		}
+		return e.signupPoints(ctx, tx, out)
+	})
+	return out, replayed, err
+}
+
+var errCodeTaken = errors.New("referral code taken")
+
+// insertMember inserts in a savepoint, so a referral code collision can be retried.
+func insertMember(ctx context.Context, tx pgx.Tx, p sqlc.MemberInsertParams) (sqlc.Member, error) {
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return sqlc.Member{}, err
+	}
+	row, err := store.New(sp).MemberInsert(ctx, p)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.ConstraintName == "members_referral_code_key" {
+		_ = sp.Rollback(ctx)
+		return row, errCodeTaken
+	}
+	if err != nil {
+		_ = sp.Rollback(ctx)
+		return row, err
+	}
+	return sqlc.Member(row), sp.Commit(ctx)
+}
+
+func (e *Engine) signupPoints(ctx context.Context, tx pgx.Tx, m Member) error {
+	p, err := ProgramAt(ctx, tx, m.CreatedAt)
+	if err != nil {
+		return err
+	}
+	req := ledger.EntryRequest{Key: "signup:" + m.ID, Kind: "signup_reward", OccurredAt: m.CreatedAt,
+		Metadata: map[string]any{"member_id": m.ID, "program_version": p.Version}}
+	total := int64(0)
+	credit := func(member string, pts int64) {
+		if pts <= 0 {
+			return
+		}
+		total += pts
+		req.Postings = append(req.Postings, ledger.PostingRequest{Account: ledger.MemberAccount(member, "available"),
+			Side: ledger.Credit, Amount: points(pts)})
+	}
+	credit(m.ID, p.Rules.SignupReferee)
+	if m.ReferrerID != "" {
+		credit(m.ReferrerID, p.Rules.SignupReferrer)
+	}
+	if total == 0 {
+		return nil
+	}
+	req.Postings = append(req.Postings, ledger.PostingRequest{Account: ledger.RebateExpense, Side: ledger.Debit, Amount: points(total)})
+	_, err = e.ledger.Post(ctx, tx, req)
+	return err
+}
+
+func points(n int64) money.Amount {
+	a, _ := money.New(decimalFromInt(n), money.PTS)
+	return a
+}
+
+// GetMember reads a member.
+func (e *Engine) GetMember(ctx context.Context, id string) (Member, error) {
+	row, err := store.New(e.pool).MemberGet(ctx, id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Member{}, fmt.Errorf("%w: member %q", ErrNotFound, id)
+	}
+	if err != nil {
+		return Member{}, err
+	}
+	return memberFromRow(row), nil
+}
+
+// InvitedCount is how many members this member invited directly.
+func (e *Engine) InvitedCount(ctx context.Context, id string) (int64, error) {
+	return store.New(e.pool).MemberInvitedCount(ctx, pgtype.Text{String: id, Valid: true})
+}

@@ -1,0 +1,294 @@
+// Package rebate is the referral program: members and their fixed uplines, versioned rules, accrual of
+// multi-level rebates and points on paid orders, hold release, and proportional claw-back on refunds.
+// Every money movement is a journal entry written through internal/ledger in the same transaction as
+// the engine's own rows and River jobs.
+package rebate
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/shopspring/decimal"
+
+	"github.com/rebate-ledger/rebate/internal/money"
+	"github.com/rebate-ledger/rebate/internal/store"
+	"github.com/rebate-ledger/rebate/internal/store/sqlc"
+)
+
+// MaxLevels is the hard ceiling of earning levels (PRODUCT.md §4).
+const MaxLevels = 3
+
+// RulesJSON is the program as clients send and read it: every amount and rate a string.
+type RulesJSON struct {
+	Currency        string          `json:"currency"`
+	HoldPeriod      string          `json:"hold_period"`
+	Rounding        string          `json:"rounding"`
+	LevelRates      []string        `json:"level_rates"`
+	Tiers           []TierJSON      `json:"tiers"`
+	FirstOrderBonus string          `json:"first_order_bonus"`
+	Milestones      []MilestoneJSON `json:"milestones"`
+	MaxRebateRatio  string          `json:"max_rebate_ratio"`
+	Points          PointsJSON      `json:"points"`
+	Withdrawal      WithdrawalJSON  `json:"withdrawal"`
+}
+
+// TierJSON raises the level-1 rate from a number of converted invitees.
+type TierJSON struct {
+	MinConverted int    `json:"min_converted"`
+	Level1Rate   string `json:"level1_rate"`
+}
+
+// MilestoneJSON pays a bonus when the referrer's converted invitees reach a count.
+type MilestoneJSON struct {
+	Converted int    `json:"converted"`
+	Bonus     string `json:"bonus"`
+}
+
+// PointsJSON are the points rules.
+type PointsJSON struct {
+	PerUnit        string `json:"per_unit"`
+	SignupReferrer int64  `json:"signup_referrer"`
+	SignupReferee  int64  `json:"signup_referee"`
+	Validity       string `json:"validity"`
+}
+
+// WithdrawalJSON are the withdrawal limits, stored now and used by the wallet.
+type WithdrawalJSON struct {
+	Min           string `json:"min"`
+	Max           string `json:"max"`
+	DailyCount    int    `json:"daily_count"`
+	DailyAmount   string `json:"daily_amount"`
+	MonthlyAmount string `json:"monthly_amount"`
+	FeeRate       string `json:"fee_rate"`
+	FeeMin        string `json:"fee_min"`
+	ReviewAbove   string `json:"review_above"`
+}
+
+// Rules are the validated program, ready for computing.
+type Rules struct {
+	Currency        money.Currency
+	HoldPeriod      time.Duration
+	Rounding        money.RoundingMode
+	LevelRates      []decimal.Decimal
+	Tiers           []Tier
+	FirstOrderBonus money.Amount
+	Milestones      []Milestone
+	MaxRebateRatio  decimal.Decimal
+	PointsPerUnit   decimal.Decimal
+	SignupReferrer  int64
+	SignupReferee   int64
+	PointsValidity  time.Duration
+}
+
+// Tier is a validated tier.
+type Tier struct {
+	MinConverted int
+	Level1Rate   decimal.Decimal
+}
+
+// Milestone is a validated milestone.
+type Milestone struct {
+	Converted int
+	Bonus     money.Amount
+}
+
+// Program is one stored version.
+type Program struct {
+	Version     int64
+	EffectiveAt time.Time
+	JSON        RulesJSON
+	Rules       Rules
+}
+
+// ErrInvalidProgram wraps every validation failure of a program.
+var ErrInvalidProgram = errors.New("invalid program")
+
+// ParseRules decodes and validates a program body; unknown fields are refused.
+func ParseRules(body []byte) (RulesJSON, Rules, error) {
+	var j RulesJSON
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&j); err != nil {
+		return j, Rules{}, fmt.Errorf("%w: %v", ErrInvalidProgram, err)
+	}
+	if dec.More() {
+		return j, Rules{}, fmt.Errorf("%w: trailing data after the program", ErrInvalidProgram)
+	}
+	r, err := j.Validate()
+	return j, r, err
+}
+
+func rate(field, s string, maxExclusive bool) (decimal.Decimal, error) {
+	d, err := decimal.NewFromString(s)
+	if err != nil || s == "" {
+		return d, fmt.Errorf("%w: %s %q is not a decimal string", ErrInvalidProgram, field, s)
+	}
+	if d.IsNegative() || (maxExclusive && d.GreaterThanOrEqual(decimal.NewFromInt(1))) || d.GreaterThan(decimal.NewFromInt(1)) {
+		return d, fmt.Errorf("%w: %s %s out of range", ErrInvalidProgram, field, s)
+	}
+	return d, nil
+}
+
+func duration(field, s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%w: %s %q is not a non-negative duration like \"168h\"", ErrInvalidProgram, field, s)
+	}
+	return d, nil
+}
+
+// Validate checks every rule of PRODUCT.md §5 and the rebate issue and returns the computed form.
+func (j RulesJSON) Validate() (Rules, error) {
+	var r Rules
+	var err error
+	bad := func(format string, args ...any) (Rules, error) {
+		return Rules{}, fmt.Errorf("%w: %s", ErrInvalidProgram, fmt.Sprintf(format, args...))
+	}
+	if r.Currency, err = money.ParseCurrency(j.Currency); err != nil || r.Currency == money.PTS {
+		return bad("currency %q must be CNY, USD, EUR or JPY", j.Currency)
+	}
+	amount := func(field, s string) (money.Amount, error) {
+		a, err := money.Parse(s, r.Currency)
+		if err != nil {
+			return a, fmt.Errorf("%w: %s: %v", ErrInvalidProgram, field, err)
+		}
+		if a.IsNegative() {
+			return a, fmt.Errorf("%w: %s must not be negative", ErrInvalidProgram, field)
+		}
+		return a, nil
+	}
+	if r.HoldPeriod, err = duration("hold_period", j.HoldPeriod); err != nil {
+		return Rules{}, err
+	}
+	if r.Rounding, err = money.ParseRoundingMode(j.Rounding); err != nil {
+		return bad("%v", err)
+	}
+	if len(j.LevelRates) < 1 || len(j.LevelRates) > MaxLevels {
+		return bad("level_rates needs 1 to %d rates, got %d", MaxLevels, len(j.LevelRates))
+	}
+	for i, s := range j.LevelRates {
+		d, err := rate(fmt.Sprintf("level_rates[%d]", i), s, true)
+		if err != nil {
+			return Rules{}, err
+		}
+		r.LevelRates = append(r.LevelRates, d)
+	}
+	for i, t := range j.Tiers {
+		d, err := rate(fmt.Sprintf("tiers[%d].level1_rate", i), t.Level1Rate, true)
+		if err != nil {
+			return Rules{}, err
+		}
+		if t.MinConverted < 1 || (i > 0 && t.MinConverted <= j.Tiers[i-1].MinConverted) {
+			return bad("tiers must have min_converted ≥ 1 and strictly ascending")
+		}
+		r.Tiers = append(r.Tiers, Tier{MinConverted: t.MinConverted, Level1Rate: d})
+	}
+	if r.FirstOrderBonus, err = amount("first_order_bonus", j.FirstOrderBonus); err != nil {
+		return Rules{}, err
+	}
+	for i, m := range j.Milestones {
+		b, err := amount(fmt.Sprintf("milestones[%d].bonus", i), m.Bonus)
+		if err != nil {
+			return Rules{}, err
+		}
+		if m.Converted < 1 || (i > 0 && m.Converted <= j.Milestones[i-1].Converted) {
+			return bad("milestones must have converted ≥ 1 and strictly ascending")
+		}
+		r.Milestones = append(r.Milestones, Milestone{Converted: m.Converted, Bonus: b})
+	}
+	if r.MaxRebateRatio, err = rate("max_rebate_ratio", j.MaxRebateRatio, false); err != nil {
+		return Rules{}, err
+	}
+	if r.PointsPerUnit, err = decimal.NewFromString(j.Points.PerUnit); err != nil || r.PointsPerUnit.IsNegative() {
+		return bad("points.per_unit %q must be a non-negative decimal string", j.Points.PerUnit)
+	}
+	if j.Points.SignupReferrer < 0 || j.Points.SignupReferee < 0 {
+		return bad("sign-up points must not be negative")
+	}
+	r.SignupReferrer, r.SignupReferee = j.Points.SignupReferrer, j.Points.SignupReferee
+	if r.PointsValidity, err = duration("points.validity", j.Points.Validity); err != nil {
+		return Rules{}, err
+	}
+	w := j.Withdrawal
+	for _, f := range []struct{ name, v string }{{"withdrawal.min", w.Min}, {"withdrawal.max", w.Max},
+		{"withdrawal.daily_amount", w.DailyAmount}, {"withdrawal.monthly_amount", w.MonthlyAmount},
+		{"withdrawal.fee_min", w.FeeMin}, {"withdrawal.review_above", w.ReviewAbove}} {
+		if _, err := amount(f.name, f.v); err != nil {
+			return Rules{}, err
+		}
+	}
+	if _, err := rate("withdrawal.fee_rate", w.FeeRate, true); err != nil {
+		return Rules{}, err
+	}
+	if w.DailyCount < 0 {
+		return bad("withdrawal.daily_count must not be negative")
+	}
+	return r, nil
+}
+
+// level1Rate is U1's level-1 rate given its converted invitees (tiers are ascending).
+func (r Rules) level1Rate(converted int) decimal.Decimal {
+	out := r.LevelRates[0]
+	for _, t := range r.Tiers {
+		if converted >= t.MinConverted {
+			out = t.Level1Rate
+		}
+	}
+	return out
+}
+
+func programFromRow(version int64, effective time.Time, raw []byte) (Program, error) {
+	j, r, err := ParseRules(raw)
+	if err != nil {
+		return Program{}, fmt.Errorf("stored program %d: %w", version, err)
+	}
+	return Program{Version: version, EffectiveAt: effective, JSON: j, Rules: r}, nil
+}
+
+// ProgramAt is the version in force at an instant.
+func ProgramAt(ctx context.Context, db store.DBTX, at time.Time) (Program, error) {
+	row, err := store.New(db).ProgramAt(ctx, at)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Program{}, errors.New("no program in force")
+	}
+	if err != nil {
+		return Program{}, fmt.Errorf("read program: %w", err)
+	}
+	return programFromRow(row.Version, row.EffectiveAt, row.Rules)
+}
+
+// PutProgram validates and stores a new version effective from effectiveAt.
+func PutProgram(ctx context.Context, db store.DBTX, body []byte, effectiveAt time.Time) (Program, error) {
+	j, r, err := ParseRules(body)
+	if err != nil {
+		return Program{}, err
+	}
+	canonical, _ := json.Marshal(j)
+	row, err := store.New(db).ProgramInsert(ctx, sqlc.ProgramInsertParams{EffectiveAt: effectiveAt, Rules: canonical})
+	if err != nil {
+		return Program{}, fmt.Errorf("store program: %w", err)
+	}
+	return Program{Version: row.Version, EffectiveAt: row.EffectiveAt, JSON: j, Rules: r}, nil
+}
+
+// Programs lists every version, newest first.
+func Programs(ctx context.Context, db store.DBTX) ([]Program, error) {
+	rows, err := store.New(db).ProgramList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Program, 0, len(rows))
+	for _, row := range rows {
+		p, err := programFromRow(row.Version, row.EffectiveAt, row.Rules)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
