@@ -87,8 +87,8 @@ CREATE TABLE refunds (
 );
 CREATE INDEX refunds_order_idx ON refunds (order_id, seq);
 
--- The default program, in force from the beginning of time until an operator PUTs another.
-INSERT INTO programs (effective_at, rules) VALUES ('-infinity', '{
+-- The default program, in force from 2000-01-01 (before any event) until an operator PUTs another.
+INSERT INTO programs (effective_at, rules) VALUES ('2000-01-01T00:00:00Z', '{
   "currency": "CNY", "hold_period": "168h", "rounding": "down",
   "level_rates": ["0.05", "0.02", "0.01"],
   "tiers": [{"min_converted": 5, "level1_rate": "0.07"}, {"min_converted": 10, "level1_rate": "0.10"}],

@@ -19,23 +19,30 @@ import (
 	"github.com/rebate-ledger/rebate/docs"
 	"github.com/rebate-ledger/rebate/internal/auth"
 	"github.com/rebate-ledger/rebate/internal/httpapi"
+	"github.com/rebate-ledger/rebate/internal/jobs"
 	"github.com/rebate-ledger/rebate/internal/ledger"
 	"github.com/rebate-ledger/rebate/internal/money"
 	"github.com/rebate-ledger/rebate/internal/pgtest"
+	"github.com/rebate-ledger/rebate/internal/rebate"
 )
 
 type testBundle struct {
-	srv     *httptest.Server
-	ledger  *ledger.Ledger
-	auditor string
-	shop    string
+	srv      *httptest.Server
+	ledger   *ledger.Ledger
+	auditor  string
+	shop     string
+	operator string
 }
 
 func setup(t *testing.T) *testBundle {
 	t.Helper()
 	pool := pgtest.New(t)
 	l := ledger.New(pool)
-	e := httpapi.New(httpapi.Config{Pool: pool, Ledger: l, BodyLimit: "1M", Logger: slog.New(slog.DiscardHandler)})
+	engine := rebate.NewEngine(pool, l)
+	// Insert-only River client: release jobs are scheduled, not worked, in these tests.
+	_, err := jobs.NewClient(pool, l, engine, jobs.Config{})
+	require.NoError(t, err)
+	e := httpapi.New(httpapi.Config{Pool: pool, Ledger: l, Engine: engine, BodyLimit: "1M", Logger: slog.New(slog.DiscardHandler)})
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
 	ctx := context.Background()
@@ -43,24 +50,32 @@ func setup(t *testing.T) *testBundle {
 	require.NoError(t, err)
 	shop, err := auth.CreateKey(ctx, pool, auth.Shop, "test-shop")
 	require.NoError(t, err)
-	return &testBundle{srv: srv, ledger: l, auditor: auditor, shop: shop}
+	operator, err := auth.CreateKey(ctx, pool, auth.Operator, "test-operator")
+	require.NoError(t, err)
+	return &testBundle{srv: srv, ledger: l, auditor: auditor, shop: shop, operator: operator}
 }
 
 func (b *testBundle) get(t *testing.T, path, key string) (int, map[string]any, http.Header) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, b.srv.URL+path, nil)
+	return b.do(t, http.MethodGet, path, key, "")
+}
+
+func (b *testBundle) do(t *testing.T, method, path, key, body string) (int, map[string]any, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(method, b.srv.URL+path, strings.NewReader(body))
 	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	raw, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	var out map[string]any
 	if strings.Contains(resp.Header.Get("Content-Type"), "json") {
-		require.NoError(t, json.Unmarshal(body, &out), string(body))
+		require.NoError(t, json.Unmarshal(raw, &out), string(raw))
 	}
 	return resp.StatusCode, out, resp.Header
 }

@@ -16,11 +16,7 @@ type programJSON struct {
 }
 
 func toProgramJSON(p rebate.Program) programJSON {
-	out := programJSON{Version: p.Version, EffectiveAt: p.EffectiveAt, RulesJSON: p.JSON}
-	if out.EffectiveAt.Year() < 1 || out.EffectiveAt.Before(time.Unix(0, 0)) {
-		out.EffectiveAt = time.Unix(0, 0).UTC() // the default program: in force since the beginning
-	}
-	return out
+	return programJSON{Version: p.Version, EffectiveAt: p.EffectiveAt, RulesJSON: p.JSON}
 }
 
 func (s *server) getProgram(c echo.Context) error {

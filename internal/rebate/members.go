@@ -1,6 +1,7 @@
 package rebate
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -73,6 +74,18 @@ func (e *Engine) Register(ctx context.Context, reg Registration) (Member, bool, 
 	var replayed bool
 	err := e.ledger.Transact(ctx, func(tx pgx.Tx) error {
 		q := store.New(tx)
+		replay := func(existing sqlc.Member) error {
+			if !bytes.Equal(existing.RequestHash, h[:]) {
+				return fmt.Errorf("%w: member %q is registered with another inviter", ErrIdempotencyConflict, reg.ID)
+			}
+			out, replayed = memberFromRow(existing), true
+			return nil
+		}
+		if existing, err := q.MemberGet(ctx, reg.ID); err == nil {
+			return replay(existing)
+		} else if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
 		var referrer *sqlc.Member
 		switch {
 		case reg.ReferrerID != "":
@@ -116,16 +129,12 @@ func (e *Engine) Register(ctx context.Context, reg Registration) (Member, bool, 
 			if errors.Is(err, errCodeTaken) && attempt < 5 {
 				continue
 			}
-			if errors.Is(err, pgx.ErrNoRows) {
+			if errors.Is(err, pgx.ErrNoRows) { // registered concurrently, after our first look
 				existing, err := q.MemberGet(ctx, reg.ID)
 				if err != nil {
 					return err
 				}
-				if string(existing.RequestHash) != string(h[:]) {
-					return fmt.Errorf("%w: member %q is registered with another inviter", ErrIdempotencyConflict, reg.ID)
-				}
-				out, replayed = memberFromRow(existing), true
-				return nil
+				return replay(existing)
 			}
 			if err != nil {
 				return err

@@ -254,7 +254,7 @@ func programFromRow(version int64, effective time.Time, raw []byte) (Program, er
 func ProgramAt(ctx context.Context, db store.DBTX, at time.Time) (Program, error) {
 	row, err := store.New(db).ProgramAt(ctx, at)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Program{}, errors.New("no program in force")
+		return Program{}, fmt.Errorf("%w: no program is in force at %s", ErrValidation, at.Format(time.RFC3339))
 	}
 	if err != nil {
 		return Program{}, fmt.Errorf("read program: %w", err)
