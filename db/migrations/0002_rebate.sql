@@ -99,3 +99,7 @@ INSERT INTO programs (effective_at, rules) VALUES ('2000-01-01T00:00:00Z', '{
   "withdrawal": {"min": "10.00", "max": "5000.00", "daily_count": 3, "daily_amount": "10000.00",
                  "monthly_amount": "50000.00", "fee_rate": "0.01", "fee_min": "1.00", "review_above": "2000.00"}
 }');
+
+-- Invitees at levels 2 and 3 (level 1 is members_referrer_idx).
+CREATE INDEX members_upline2_idx ON members ((upline[2])) WHERE cardinality(upline) >= 2;
+CREATE INDEX members_upline3_idx ON members ((upline[3])) WHERE cardinality(upline) >= 3;

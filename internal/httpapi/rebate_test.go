@@ -195,3 +195,93 @@ func TestProgramEndpoints(t *testing.T) {
 	status, p, _ = b.get(t, "/v1/program", b.shop)
 	require.Equal(t, http.StatusForbidden, status, fmt.Sprint(p))
 }
+
+func TestStatementReferralsAndBatch(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for _, body := range []string{`{"id":"g"}`, `{"id":"p","referrer_id":"g"}`, `{"id":"c1","referrer_id":"p"}`, `{"id":"c2","referrer_id":"p"}`} {
+		status, m, _ := b.do(t, "POST", "/v1/members", b.shop, body)
+		require.Equal(t, http.StatusCreated, status, m)
+	}
+	batch := `{"events":[
+		{"id":"b1","type":"order.paid","occurred_at":"2026-11-01T08:00:00Z","data":{"order_id":"o1","member_id":"c1","amount":"100.00","currency":"CNY"}},
+		{"id":"b2","type":"order.paid","occurred_at":"2026-11-01T08:00:00Z","data":{"order_id":"o2","member_id":"ghost","amount":"1.00","currency":"CNY"}},
+		{"id":"b3","type":"order.refunded","occurred_at":"2026-11-01T09:00:00Z","data":{"order_id":"o1","refund_id":"r1","amount":"50.00"}},
+		{"nonsense":true},
+		{"id":"b1","type":"order.paid","occurred_at":"2026-11-01T08:00:00Z","data":{"order_id":"o1","member_id":"c1","amount":"100.00","currency":"CNY"}}
+	]}`
+	status, res, _ := b.do(t, "POST", "/v1/events/batch", b.shop, batch)
+	require.Equal(t, http.StatusOK, status, res)
+	results := res["results"].([]any)
+	require.Len(t, results, 5)
+	var statuses []float64
+	for _, r := range results {
+		statuses = append(statuses, r.(map[string]any)["status"].(float64))
+	}
+	require.Equal(t, []float64{201, 422, 201, 400, 201}, statuses)
+	require.Equal(t, true, results[4].(map[string]any)["replayed"])
+	require.Equal(t, "unknown_member", results[1].(map[string]any)["problem"].(map[string]any)["code"])
+
+	status, st, _ := b.get(t, "/v1/members/p/statement?currency=CNY", b.shop)
+	require.Equal(t, http.StatusOK, status, st)
+	items := st["items"].([]any)
+	// The default program: level 1 5.00, first-order bonus 5.00, milestone 10.00; the half refund
+	// claws back half of level 1 only.
+	require.Len(t, items, 4, "three accrual postings and a clawback on p's held")
+	var amounts, balances, kinds []string
+	for _, it := range items {
+		m := it.(map[string]any)
+		amounts = append(amounts, m["amount"].(string))
+		balances = append(balances, m["balance_after"].(string))
+		kinds = append(kinds, m["kind"].(string))
+		require.Equal(t, "o1", m["order_id"])
+	}
+	require.Equal(t, []string{"accrual", "accrual", "accrual", "clawback"}, kinds)
+	require.ElementsMatch(t, []string{"5.00", "5.00", "10.00", "-2.50"}, amounts)
+	require.Equal(t, "17.50", balances[3])
+
+	// Paging through everything (CNY and PTS) in pages of 2 yields each posting once, in order.
+	status, all, _ := b.get(t, "/v1/members/p/statement", b.shop)
+	require.Equal(t, http.StatusOK, status)
+	require.Empty(t, all["next_cursor"])
+	var paged []any
+	cursor := ""
+	for pages := 0; pages < 20; pages++ {
+		status, st, _ = b.get(t, "/v1/members/p/statement?limit=2&cursor="+cursor, b.shop)
+		require.Equal(t, http.StatusOK, status)
+		require.LessOrEqual(t, len(st["items"].([]any)), 2)
+		paged = append(paged, st["items"].([]any)...)
+		cursor = st["next_cursor"].(string)
+		if cursor == "" {
+			break
+		}
+	}
+	require.Equal(t, all["items"], paged)
+	require.Len(t, paged, 9, "4 CNY on held, 3 sign-up PTS on available, 2 PTS on held")
+
+	status, refs, _ := b.get(t, "/v1/members/p/referrals?level=1", b.shop)
+	require.Equal(t, http.StatusOK, status, refs)
+	require.Len(t, refs["items"], 2)
+	c1 := refs["items"].([]any)[0].(map[string]any)
+	require.Equal(t, "c1", c1["member_id"])
+	require.Equal(t, true, c1["converted"])
+	require.Equal(t, map[string]any{"CNY": "17.50", "PTS": "50"}, c1["earned"], "level 1 after the refund, bonus and milestone")
+	status, refs, _ = b.get(t, "/v1/members/g/referrals?level=2", b.shop)
+	require.Equal(t, http.StatusOK, status, refs)
+	require.Len(t, refs["items"], 2)
+
+	for path, code := range map[string]string{
+		"/v1/members/p/referrals?level=4":       "validation_failed",
+		"/v1/members/p/referrals?level=x":       "validation_failed",
+		"/v1/members/p/statement?limit=0":       "validation_failed",
+		"/v1/members/p/statement?limit=abc":     "validation_failed",
+		"/v1/members/p/statement?cursor=-3":     "validation_failed",
+		"/v1/members/p/statement?currency=GOLD": "validation_failed",
+		"/v1/members/zz/statement":              "not_found",
+	} {
+		_, p, _ := b.get(t, path, b.shop)
+		require.Equal(t, code, p["code"], path)
+	}
+	status, p, _ := b.do(t, "POST", "/v1/events/batch", b.shop, `{"events":[]}`)
+	require.Equal(t, http.StatusBadRequest, status, p)
+}

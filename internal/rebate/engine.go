@@ -580,3 +580,8 @@ func (e *Engine) Release(ctx context.Context, orderID string) error {
 		return q.OrderSetReleased(ctx, sqlc.OrderSetReleasedParams{OrderID: orderID, ReleasedAt: &now, EntryID: entryID})
 	})
 }
+
+func mustDecimal(s string) decimal.Decimal {
+	d, _ := decimal.NewFromString(s)
+	return d
+}
