@@ -470,14 +470,11 @@ func (e *Engine) applyRefund(ctx context.Context, tx pgx.Tx, order sqlc.Order, r
 		target := l.ClawedBack
 		switch l.Leg {
 		case "level1", "level2", "level3", "points":
-			cur := money.Currency(l.Currency)
-			kept := money.Round(l.Amount.Mul(x.Sub(z)).Div(x), cur, money.RoundDown)
-			if kept.Decimal().LessThan(l.Amount.Sub(l.ClawedBack)) {
-				target = l.Amount.Sub(kept.Decimal())
-			}
-			// Exactness: Div rounds at 16 digits; a full refund is exactly the whole lot.
-			if z.Equal(x) {
-				target = l.Amount
+			// kept = round_down(amount × (X − Z) / X), computed exactly: QuoRem truncates the
+			// quotient at the currency's scale, where Div would round at 16 digits first.
+			kept, _ := l.Amount.Mul(x.Sub(z)).QuoRem(x, money.Currency(l.Currency).Scale())
+			if kept.LessThan(l.Amount.Sub(l.ClawedBack)) {
+				target = l.Amount.Sub(kept)
 			}
 		case "first_order_bonus":
 			if z.Equal(x) {
