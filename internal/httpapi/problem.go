@@ -58,6 +58,8 @@ func toProblem(err error, log *slog.Logger, reqID string) Problem {
 		e = &Error{Status: http.StatusUnprocessableEntity, Code: "unsupported_currency", Detail: err.Error()}
 	case errors.Is(err, rebate.ErrRefundExceedsOrder):
 		e = &Error{Status: http.StatusUnprocessableEntity, Code: "refund_exceeds_order", Detail: err.Error()}
+	case errors.Is(err, rebate.ErrInsufficientPoints):
+		e = &Error{Status: http.StatusUnprocessableEntity, Code: "insufficient_funds", Detail: err.Error()}
 	case errors.Is(err, rebate.ErrIdempotencyConflict):
 		e = &Error{Status: http.StatusConflict, Code: "idempotency_conflict", Detail: err.Error()}
 	case errors.Is(err, ledger.ErrNotFound), errors.Is(err, ledger.ErrUnknownAccount), errors.Is(err, rebate.ErrNotFound):

@@ -285,3 +285,38 @@ func TestStatementReferralsAndBatch(t *testing.T) {
 	status, p, _ := b.do(t, "POST", "/v1/events/batch", b.shop, `{"events":[]}`)
 	require.Equal(t, http.StatusBadRequest, status, p)
 }
+
+func TestPointsRedemptionEndpoint(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	status, _, _ := b.do(t, "POST", "/v1/members", b.shop, `{"id":"m"}`) // the default program gives 50 sign-up points
+	require.Equal(t, http.StatusCreated, status)
+	status, r, hdr := b.do(t, "POST", "/v1/members/m/points/redemptions", b.shop, `{"id":"x1","points":20,"reason":"coupon"}`)
+	require.Equal(t, http.StatusCreated, status, r)
+	require.Empty(t, hdr.Get("Idempotent-Replayed"))
+	status, _, hdr = b.do(t, "POST", "/v1/members/m/points/redemptions", b.shop, `{"id":"x1","points":20,"reason":"coupon"}`)
+	require.Equal(t, http.StatusCreated, status)
+	require.Equal(t, "true", hdr.Get("Idempotent-Replayed"))
+	for body, code := range map[string]string{
+		`{"id":"x1","points":21,"reason":"coupon"}`: "idempotency_conflict",
+		`{"id":"x2","points":31}`:                   "insufficient_funds",
+		`{"id":"x3","points":0}`:                    "validation_failed",
+		`{"id":"x4","points":-5}`:                   "validation_failed",
+		`{"id":"x5","points":"5"}`:                  "validation_failed",
+		`{"id":"x6","points":1.5}`:                  "validation_failed",
+		`{"id":"x7","points":1,"extra":true}`:       "validation_failed",
+		`{"points":1}`:                              "validation_failed",
+	} {
+		_, p, _ := b.do(t, "POST", "/v1/members/m/points/redemptions", b.shop, body)
+		require.Equal(t, code, p["code"], body)
+	}
+	_, p, _ := b.do(t, "POST", "/v1/members/ghost/points/redemptions", b.shop, `{"id":"x9","points":1}`)
+	require.Equal(t, "not_found", p["code"])
+	status, bal, _ := b.get(t, "/v1/members/m/balances", b.shop)
+	require.Equal(t, http.StatusOK, status)
+	for _, row := range bal["balances"].([]any) {
+		if r := row.(map[string]any); r["currency"] == "PTS" {
+			require.Equal(t, "30", r["available"])
+		}
+	}
+}

@@ -85,6 +85,7 @@ func New(cfg Config) *echo.Echo {
 	v1.GET("/members/:id/balances", s.getMemberBalances, s.authenticate, allow(auth.Shop, auth.Auditor))
 	v1.GET("/members/:id/statement", s.getStatement, s.authenticate, allow(auth.Shop, auth.Auditor))
 	v1.GET("/members/:id/referrals", s.getReferrals, s.authenticate, allow(auth.Shop, auth.Auditor))
+	v1.POST("/members/:id/points/redemptions", s.postRedemption, s.authenticate, allow(auth.Shop))
 	v1.POST("/events", s.postEvent, s.authenticate, allow(auth.Shop))
 	v1.POST("/events/batch", s.postEventBatch, s.authenticate, allow(auth.Shop))
 	v1.GET("/orders/:order_id", s.getOrder, s.authenticate, allow(auth.Shop, auth.Auditor))

@@ -78,6 +78,31 @@ func ReleaseScheduler(rc *river.Client[pgx.Tx]) rebate.Scheduler {
 	}
 }
 
+// ExpirePointsArgs expires points lots past their validity.
+type ExpirePointsArgs struct{}
+
+// Kind is River's name for the job.
+func (ExpirePointsArgs) Kind() string { return "rebate.expire_points" }
+
+// InsertOpts: one pending run at a time.
+func (ExpirePointsArgs) InsertOpts() river.InsertOpts { return SealArgs{}.InsertOpts() }
+
+// ExpirePointsWorker expires in batches until nothing expired is left.
+type ExpirePointsWorker struct {
+	river.WorkerDefaults[ExpirePointsArgs]
+	Engine *rebate.Engine
+}
+
+// Work expires what is due.
+func (w *ExpirePointsWorker) Work(ctx context.Context, job *river.Job[ExpirePointsArgs]) error {
+	for {
+		n, err := w.Engine.ExpirePoints(ctx, time.Now(), 500)
+		if err != nil || n < 500 {
+			return err
+		}
+	}
+}
+
 // Config says how the River client runs.
 type Config struct {
 	// Workers false makes an insert-only client (API processes that scale separately).
@@ -93,6 +118,7 @@ func NewClient(pool *pgxpool.Pool, l *ledger.Ledger, engine *rebate.Engine, cfg 
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &SealWorker{Ledger: l})
 	river.AddWorker(workers, &ReleaseWorker{Engine: engine})
+	river.AddWorker(workers, &ExpirePointsWorker{Engine: engine})
 	rc := &river.Config{Workers: workers, Logger: cfg.Logger}
 	if cfg.Workers {
 		if cfg.SealEvery <= 0 {
@@ -105,6 +131,9 @@ func NewClient(pool *pgxpool.Pool, l *ledger.Ledger, engine *rebate.Engine, cfg 
 		rc.PeriodicJobs = []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(cfg.SealEvery), func() (river.JobArgs, *river.InsertOpts) {
 				return SealArgs{}, nil
+			}, &river.PeriodicJobOpts{RunOnStart: true}),
+			river.NewPeriodicJob(river.PeriodicInterval(time.Minute), func() (river.JobArgs, *river.InsertOpts) {
+				return ExpirePointsArgs{}, nil
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
 		}
 	}

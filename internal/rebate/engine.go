@@ -493,6 +493,12 @@ func (e *Engine) applyRefund(ctx context.Context, tx pgx.Tx, order sqlc.Order, r
 		req.Postings = append(req.Postings, ledger.PostingRequest{Account: acct, Side: ledger.Debit, Amount: a})
 		if from == "available" {
 			req.AllowOverdraft = append(req.AllowOverdraft, acct)
+			if l.Leg == "points" {
+				// The released points lot shrinks too, as far as its points are unspent.
+				if _, err := q.PointsLotClaw(ctx, sqlc.PointsLotClawParams{MemberID: l.BeneficiaryID, OrderID: order.OrderID, Points: delta.IntPart()}); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+					return 0, err
+				}
+			}
 		}
 		totals[l.Currency] = totals[l.Currency].Add(delta)
 		if err := q.LotSetClawedBack(ctx, sqlc.LotSetClawedBackParams{OrderID: l.OrderID, BeneficiaryID: l.BeneficiaryID, Leg: l.Leg, ClawedBack: target}); err != nil {
@@ -572,6 +578,22 @@ func (e *Engine) Release(ctx context.Context, orderID string) error {
 				return err
 			}
 			entryID = &entry.ID
+		}
+		// Released points start their validity now, under the order's program.
+		for _, l := range lots {
+			if left := l.Amount.Sub(l.ClawedBack); l.Leg == "points" && left.IsPositive() {
+				p, err := q.ProgramGet(ctx, order.ProgramVersion)
+				if err != nil {
+					return err
+				}
+				prog, err := programFromRow(p.Version, p.EffectiveAt, p.Rules)
+				if err != nil {
+					return err
+				}
+				if err := grantPointsLot(ctx, q, l.BeneficiaryID, "release", orderID, left.IntPart(), order.ReleaseAt, prog.Rules.PointsValidity); err != nil {
+					return err
+				}
+			}
 		}
 		now := time.Now()
 		return q.OrderSetReleased(ctx, sqlc.OrderSetReleasedParams{OrderID: orderID, ReleasedAt: &now, EntryID: entryID})

@@ -192,8 +192,18 @@ func (e *Engine) signupPoints(ctx context.Context, tx pgx.Tx, m Member) error {
 		return nil
 	}
 	req.Postings = append(req.Postings, ledger.PostingRequest{Account: ledger.RebateExpense, Side: ledger.Debit, Amount: points(total)})
-	_, err = e.ledger.Post(ctx, tx, req)
-	return err
+	if _, err = e.ledger.Post(ctx, tx, req); err != nil {
+		return err
+	}
+	// Each credited member gets a points lot, valid from now for the program's validity.
+	q := store.New(tx)
+	if err := grantPointsLot(ctx, q, m.ID, "signup", m.ID, p.Rules.SignupReferee, m.CreatedAt, p.Rules.PointsValidity); err != nil {
+		return err
+	}
+	if m.ReferrerID != "" {
+		return grantPointsLot(ctx, q, m.ReferrerID, "signup", m.ID, p.Rules.SignupReferrer, m.CreatedAt, p.Rules.PointsValidity)
+	}
+	return nil
 }
 
 func points(n int64) money.Amount {

@@ -95,6 +95,29 @@ type Order struct {
 	ExcessRefunded decimal.Decimal
 }
 
+type PointsLot struct {
+	ID        int64
+	MemberID  string
+	Source    string
+	SourceRef string
+	Amount    int64
+	Remaining int64
+	ValidFrom time.Time
+	ExpiresAt time.Time
+	ExpiredAt *time.Time
+}
+
+type PointsRedemption struct {
+	ID          string
+	MemberID    string
+	Points      int64
+	Reason      string
+	RequestHash []byte
+	EntryID     int64
+	Spent       []byte
+	CreatedAt   time.Time
+}
+
 type Posting struct {
 	ID         int64
 	EntryID    int64

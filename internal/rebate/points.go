@@ -1,0 +1,170 @@
+package rebate
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rebate-ledger/rebate/internal/ledger"
+	"github.com/rebate-ledger/rebate/internal/store"
+	"github.com/rebate-ledger/rebate/internal/store/sqlc"
+)
+
+// ErrInsufficientPoints: the member's unexpired points do not cover a redemption.
+var ErrInsufficientPoints = errors.New("insufficient points")
+
+func grantPointsLot(ctx context.Context, q *store.Queries, member, source, ref string, points int64, from time.Time, validity time.Duration) error {
+	if points <= 0 {
+		return nil
+	}
+	return q.PointsLotInsert(ctx, sqlc.PointsLotInsertParams{MemberID: member, Source: source, SourceRef: ref, Amount: points,
+		ValidFrom: from, ExpiresAt: from.Add(validity)})
+}
+
+// Redemption is a POST /v1/members/{id}/points/redemptions body.
+type Redemption struct {
+	ID     string
+	Points int64
+	Reason string
+}
+
+// Spent is how much one lot gave to a redemption.
+type Spent struct {
+	LotID  int64 `json:"lot_id"`
+	Points int64 `json:"points"`
+}
+
+// RedemptionResult is the answer to a redemption; a replay answers the same.
+type RedemptionResult struct {
+	ID        string
+	MemberID  string
+	Points    int64
+	Reason    string
+	EntryID   int64
+	Spent     []Spent
+	CreatedAt time.Time
+}
+
+// Redeem spends a member's available points, oldest expiry first, exactly once per redemption id.
+func (e *Engine) Redeem(ctx context.Context, memberID string, r Redemption, now time.Time) (RedemptionResult, bool, error) {
+	if err := validID("id", r.ID); err != nil {
+		return RedemptionResult{}, false, err
+	}
+	if r.Points <= 0 {
+		return RedemptionResult{}, false, fmt.Errorf("%w: points must be a positive whole number", ErrValidation)
+	}
+	if len(r.Reason) > 500 {
+		return RedemptionResult{}, false, fmt.Errorf("%w: reason is at most 500 characters", ErrValidation)
+	}
+	h := sha256.Sum256([]byte(memberID + "\x00" + strconv.FormatInt(r.Points, 10) + "\x00" + r.Reason))
+	var out RedemptionResult
+	var replayed bool
+	err := e.ledger.Transact(ctx, func(tx pgx.Tx) error {
+		q := store.New(tx)
+		if prev, err := q.RedemptionGet(ctx, r.ID); err == nil {
+			if !bytes.Equal(prev.RequestHash, h[:]) {
+				return fmt.Errorf("%w: redemption %q was sent before with a different body", ErrIdempotencyConflict, r.ID)
+			}
+			out = RedemptionResult{ID: prev.ID, MemberID: prev.MemberID, Points: prev.Points, Reason: prev.Reason, EntryID: prev.EntryID, CreatedAt: prev.CreatedAt}
+			replayed = true
+			return json.Unmarshal(prev.Spent, &out.Spent)
+		} else if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if _, err := q.MemberLock(ctx, memberID); errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: member %q", ErrNotFound, memberID)
+		} else if err != nil {
+			return err
+		}
+		lots, err := q.PointsLotsSpendable(ctx, sqlc.PointsLotsSpendableParams{MemberID: memberID, Now: now})
+		if err != nil {
+			return err
+		}
+		left := r.Points
+		var spent []Spent
+		for _, l := range lots {
+			if left == 0 {
+				break
+			}
+			take := min(l.Remaining, left)
+			if err := q.PointsLotSpend(ctx, sqlc.PointsLotSpendParams{ID: l.ID, Points: take}); err != nil {
+				return err
+			}
+			spent = append(spent, Spent{LotID: l.ID, Points: take})
+			left -= take
+		}
+		if left > 0 {
+			return fmt.Errorf("%w: %d unexpired points available, %d asked", ErrInsufficientPoints, r.Points-left, r.Points)
+		}
+		entry, err := e.ledger.Post(ctx, tx, ledger.EntryRequest{Key: "redemption:" + r.ID, Kind: "redemption", OccurredAt: now,
+			Metadata: map[string]any{"member_id": memberID, "redemption_id": r.ID, "reason": r.Reason},
+			Postings: []ledger.PostingRequest{
+				{Account: ledger.MemberAccount(memberID, "available"), Side: ledger.Debit, Amount: points(r.Points)},
+				{Account: ledger.PointsRedeemed, Side: ledger.Credit, Amount: points(r.Points)},
+			}})
+		if err != nil {
+			return err
+		}
+		body, _ := json.Marshal(spent)
+		if err := q.RedemptionInsert(ctx, sqlc.RedemptionInsertParams{ID: r.ID, MemberID: memberID, Points: r.Points, Reason: r.Reason,
+			RequestHash: h[:], EntryID: entry.ID, Spent: body}); err != nil {
+			return err
+		}
+		out = RedemptionResult{ID: r.ID, MemberID: memberID, Points: r.Points, Reason: r.Reason, EntryID: entry.ID, Spent: spent, CreatedAt: now}
+		return nil
+	})
+	return out, replayed, err
+}
+
+// ExpirePoints expires what is left of every lot past its validity, up to max lots, one entry per
+// lot (debit the member's available points, credit platform:points_expired). It never takes a
+// member's available points below zero: points a clawback already took back cannot expire again.
+func (e *Engine) ExpirePoints(ctx context.Context, now time.Time, max int) (int, error) {
+	n := 0
+	err := e.ledger.Transact(ctx, func(tx pgx.Tx) error {
+		n = 0
+		q := store.New(tx)
+		lots, err := q.PointsLotsExpiring(ctx, sqlc.PointsLotsExpiringParams{Now: now, MaxLots: int32(max)})
+		if err != nil {
+			return err
+		}
+		for _, l := range lots {
+			avail, err := e.ledger.Balance(ctx, ledger.MemberAccount(l.MemberID, "available"), "PTS")
+			if err != nil {
+				return err
+			}
+			expire := min(l.Remaining, max64(avail.Decimal().IntPart(), 0))
+			if err := q.PointsLotExpire(ctx, sqlc.PointsLotExpireParams{ID: l.ID, Now: &now}); err != nil {
+				return err
+			}
+			n++
+			if expire == 0 {
+				continue
+			}
+			if _, err := e.ledger.Post(ctx, tx, ledger.EntryRequest{Key: "expiry:" + strconv.FormatInt(l.ID, 10), Kind: "expiry", OccurredAt: l.ExpiresAt,
+				Metadata: map[string]any{"member_id": l.MemberID, "points_lot": l.ID},
+				Postings: []ledger.PostingRequest{
+					{Account: ledger.MemberAccount(l.MemberID, "available"), Side: ledger.Debit, Amount: points(expire)},
+					{Account: ledger.PointsExpired, Side: ledger.Credit, Amount: points(expire)},
+				}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+func max64(a, b int64) int64 {
+	if a > b {
+		return a
+	}
+	return b
+}
