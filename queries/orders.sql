@@ -24,9 +24,10 @@ UPDATE orders SET released_at = @released_at, release_entry_id = sqlc.narg('entr
 -- name: OrderAddRefund :exec
 UPDATE orders SET refunded = refunded + @applied, excess_refunded = excess_refunded + @excess WHERE order_id = @order_id;
 
--- name: LotInsert :exec
+-- name: LotInsertMany :exec
 INSERT INTO rebate_lots (order_id, beneficiary_id, leg, currency, amount, program_version, upline)
-VALUES (@order_id, @beneficiary_id, @leg, @currency, @amount, @program_version, @upline::text[]);
+SELECT @order_id::text, unnest(@beneficiary_ids::text[]), unnest(@legs::text[]), unnest(@currencies::text[]),
+       unnest(@amounts::numeric[]), @program_version::bigint, @upline::text[];
 
 -- name: LotListByOrder :many
 SELECT order_id, beneficiary_id, leg, currency, amount, clawed_back, released, program_version, upline

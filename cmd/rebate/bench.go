@@ -28,8 +28,11 @@ import (
 )
 
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "events" {
+		return benchEventsCmd(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "ledger" {
-		return errors.New("usage: rebate bench ledger [--duration 20s] [--concurrency 16] [--batch N]")
+		return errors.New("usage: rebate bench ledger|events [--duration 20s] [--concurrency 16] [--batch N]")
 	}
 	fs := newFlags("bench ledger", stderr)
 	dbURL := databaseFlag(fs)

@@ -337,12 +337,16 @@ func (e *Engine) orderPaid(ctx context.Context, tx pgx.Tx, ev Event, d PaidData,
 			return err
 		}
 		res.EntryIDs = append(res.EntryIDs, entry.ID)
+		lp := sqlc.LotInsertManyParams{OrderID: d.OrderID, ProgramVersion: p.Version, Upline: nonNil(upline)}
 		for _, l := range lots {
-			if err := q.LotInsert(ctx, sqlc.LotInsertParams{OrderID: d.OrderID, BeneficiaryID: l.beneficiary, Leg: l.leg,
-				Currency: string(l.amount.Currency()), Amount: l.amount.Decimal(), ProgramVersion: p.Version, Upline: nonNil(upline)}); err != nil {
-				return fmt.Errorf("record lot: %w", err)
-			}
+			lp.BeneficiaryIds = append(lp.BeneficiaryIds, l.beneficiary)
+			lp.Legs = append(lp.Legs, l.leg)
+			lp.Currencies = append(lp.Currencies, string(l.amount.Currency()))
+			lp.Amounts = append(lp.Amounts, l.amount.Decimal())
 			res.Rebates = append(res.Rebates, Rebate{MemberID: l.beneficiary, Leg: l.leg, Amount: l.amount, Currency: l.amount.Currency(), ReleaseAt: releaseAt})
+		}
+		if err := q.LotInsertMany(ctx, lp); err != nil {
+			return fmt.Errorf("record lots: %w", err)
 		}
 		if e.schedule == nil {
 			return errors.New("rebate engine has no release scheduler")

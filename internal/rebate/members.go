@@ -69,7 +69,7 @@ func (e *Engine) Register(ctx context.Context, reg Registration) (Member, bool, 
 	if reg.ReferrerID == reg.ID {
 		return Member{}, false, ErrSelfReferral
 	}
-	h := sha256.Sum256([]byte("member\x00" + reg.ID + "\x00" + reg.ReferrerID + "\x00" + reg.ReferralCode))
+	h := RegistrationHash(reg)
 	var out Member
 	var replayed bool
 	err := e.ledger.Transact(ctx, func(tx pgx.Tx) error {
@@ -148,6 +148,22 @@ func (e *Engine) Register(ctx context.Context, reg Registration) (Member, bool, 
 }
 
 var errCodeTaken = errors.New("referral code taken")
+
+// RegistrationHash is the request hash a registration is stored with: the same body replays.
+func RegistrationHash(reg Registration) [32]byte {
+	return sha256.Sum256([]byte("member\x00" + reg.ID + "\x00" + reg.ReferrerID + "\x00" + reg.ReferralCode))
+}
+
+// ReferralCodeFor is a deterministic, unique code for a number (bulk imports and benchmarks); it
+// has 7 characters, so it never equals a random 6-character code.
+func ReferralCodeFor(n int) string {
+	out := make([]byte, 7)
+	for i := len(out) - 1; i >= 0; i-- {
+		out[i] = codeAlphabet[n%len(codeAlphabet)]
+		n /= len(codeAlphabet)
+	}
+	return string(out)
+}
 
 // insertMember inserts in a savepoint, so a referral code collision can be retried.
 func insertMember(ctx context.Context, tx pgx.Tx, p sqlc.MemberInsertParams) (sqlc.Member, error) {

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -242,11 +243,26 @@ func (r Rules) level1Rate(converted int) decimal.Decimal {
 	return out
 }
 
+// parsed caches stored programs by their stored text: a version never changes once written, so each
+// is parsed once per process instead of once per event. (Keyed by text, not version number, because
+// one process may talk to several databases, as the tests do.)
+var parsed sync.Map
+
+type parsedRules struct {
+	json  RulesJSON
+	rules Rules
+}
+
 func programFromRow(version int64, effective time.Time, raw []byte) (Program, error) {
+	if p, ok := parsed.Load(string(raw)); ok {
+		pr := p.(parsedRules)
+		return Program{Version: version, EffectiveAt: effective, JSON: pr.json, Rules: pr.rules}, nil
+	}
 	j, r, err := ParseRules(raw)
 	if err != nil {
 		return Program{}, fmt.Errorf("stored program %d: %w", version, err)
 	}
+	parsed.Store(string(raw), parsedRules{json: j, rules: r})
 	return Program{Version: version, EffectiveAt: effective, JSON: j, Rules: r}, nil
 }
 

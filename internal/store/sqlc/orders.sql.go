@@ -46,28 +46,29 @@ func (q *Queries) LotEarnedByMember(ctx context.Context, beneficiaryID string) (
 	return items, nil
 }
 
-const lotInsert = `-- name: LotInsert :exec
+const lotInsertMany = `-- name: LotInsertMany :exec
 INSERT INTO rebate_lots (order_id, beneficiary_id, leg, currency, amount, program_version, upline)
-VALUES ($1, $2, $3, $4, $5, $6, $7::text[])
+SELECT $1::text, unnest($2::text[]), unnest($3::text[]), unnest($4::text[]),
+       unnest($5::numeric[]), $6::bigint, $7::text[]
 `
 
-type LotInsertParams struct {
+type LotInsertManyParams struct {
 	OrderID        string
-	BeneficiaryID  string
-	Leg            string
-	Currency       string
-	Amount         decimal.Decimal
+	BeneficiaryIds []string
+	Legs           []string
+	Currencies     []string
+	Amounts        []decimal.Decimal
 	ProgramVersion int64
 	Upline         []string
 }
 
-func (q *Queries) LotInsert(ctx context.Context, arg LotInsertParams) error {
-	_, err := q.db.Exec(ctx, lotInsert,
+func (q *Queries) LotInsertMany(ctx context.Context, arg LotInsertManyParams) error {
+	_, err := q.db.Exec(ctx, lotInsertMany,
 		arg.OrderID,
-		arg.BeneficiaryID,
-		arg.Leg,
-		arg.Currency,
-		arg.Amount,
+		arg.BeneficiaryIds,
+		arg.Legs,
+		arg.Currencies,
+		arg.Amounts,
 		arg.ProgramVersion,
 		arg.Upline,
 	)
