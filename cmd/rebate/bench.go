@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -42,23 +43,16 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	members := fs.Int("members", 100_000, "member accounts to spread credits over")
 	skipCeiling := fs.Bool("skip-ceiling", false, "do not run pgbench")
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the ledger phase to this file")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	if err := requireDatabase(*dbURL); err != nil {
-		return err
-	}
-	if *batch < 1 || *concurrency < 1 || *members < 3 {
-		return errors.New("--batch and --concurrency must be at least 1, --members at least 3")
-	}
-	pool, err := store.Open(ctx, *dbURL, int32(*concurrency+4))
+	pool, err := benchDatabase(ctx, fs, dbURL, args[1:], concurrency, func() error {
+		if *batch < 1 || *concurrency < 1 || *members < 3 {
+			return errors.New("--batch and --concurrency must be at least 1, --members at least 3")
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if _, err := store.Migrate(ctx, pool); err != nil {
-		return err
-	}
 	fmt.Fprintf(stderr, "bench: preparing %d member accounts\n", *members)
 	if err := benchAccounts(ctx, pool, *members); err != nil {
 		return err
@@ -97,6 +91,29 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "ledger entries/s=%.0f p50_ms=%.2f p99_ms=%.2f ceiling_tps=%.0f ratio=%.2f\n",
 		res.entriesPerSec, res.p50, res.p99, ceiling, ratio)
 	return nil
+}
+
+// benchDatabase parses a bench command's flags, checks them, connects with a connection per writer
+// and a few spare, and migrates.
+func benchDatabase(ctx context.Context, fs *flag.FlagSet, dbURL *string, args []string, concurrency *int, check func() error) (*pgxpool.Pool, error) {
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if err := requireDatabase(*dbURL); err != nil {
+		return nil, err
+	}
+	if err := check(); err != nil {
+		return nil, err
+	}
+	pool, err := store.Open(ctx, *dbURL, int32(*concurrency+8))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := store.Migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return pool, nil
 }
 
 // benchAccounts creates the member held accounts the benchmark credits, in bulk.

@@ -39,23 +39,16 @@ func benchEventsCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	url := fs.String("url", "", "a running server to send to (its database must hold the forest); default: start one here")
 	key := fs.String("key", "", "a shop key for --url")
 	skipCeiling := fs.Bool("skip-ceiling", false, "do not run pgbench")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := requireDatabase(*dbURL); err != nil {
-		return err
-	}
-	if *batch < 1 || *batch > httpapi.MaxBatch || *concurrency < 1 || *members < 10 {
-		return errors.New("--batch must be 1 to 1000, --concurrency at least 1, --members at least 10")
-	}
-	pool, err := store.Open(ctx, *dbURL, int32(*concurrency+8))
+	pool, err := benchDatabase(ctx, fs, dbURL, args, concurrency, func() error {
+		if *batch < 1 || *batch > httpapi.MaxBatch || *concurrency < 1 || *members < 10 {
+			return errors.New("--batch must be 1 to 1000, --concurrency at least 1, --members at least 10")
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if _, err := store.Migrate(ctx, pool); err != nil {
-		return err
-	}
 	fmt.Fprintf(stderr, "bench: building a referral forest of %d members (depth up to 5)\n", *members)
 	if err := benchForest(ctx, pool, *members); err != nil {
 		return err

@@ -34,6 +34,29 @@ func validation(detail string) *Error {
 	return &Error{Status: http.StatusBadRequest, Code: "validation_failed", Detail: detail}
 }
 
+// sentinels maps the domain's errors to their problem status and code; the first match wins.
+var sentinels = []struct {
+	err    error
+	status int
+	code   string
+}{
+	{rebate.ErrValidation, http.StatusBadRequest, "validation_failed"},
+	{rebate.ErrInvalidProgram, http.StatusBadRequest, "validation_failed"},
+	{ledger.ErrInvalidEntry, http.StatusBadRequest, "validation_failed"},
+	{rebate.ErrUnknownReferrer, http.StatusUnprocessableEntity, "unknown_referrer"},
+	{rebate.ErrSelfReferral, http.StatusUnprocessableEntity, "self_referral"},
+	{rebate.ErrUnknownMember, http.StatusUnprocessableEntity, "unknown_member"},
+	{rebate.ErrUnsupportedCurrency, http.StatusUnprocessableEntity, "unsupported_currency"},
+	{rebate.ErrRefundExceedsOrder, http.StatusUnprocessableEntity, "refund_exceeds_order"},
+	{rebate.ErrInsufficientPoints, http.StatusUnprocessableEntity, "insufficient_funds"},
+	{ledger.ErrInsufficientFunds, http.StatusUnprocessableEntity, "insufficient_funds"},
+	{rebate.ErrIdempotencyConflict, http.StatusConflict, "idempotency_conflict"},
+	{ledger.ErrIdempotencyConflict, http.StatusConflict, "idempotency_conflict"},
+	{rebate.ErrNotFound, http.StatusNotFound, "not_found"},
+	{ledger.ErrNotFound, http.StatusNotFound, "not_found"},
+	{ledger.ErrUnknownAccount, http.StatusNotFound, "not_found"},
+}
+
 // toProblem maps every error to its problem: our own *Error, echo's HTTP errors, the domain's
 // sentinels. Anything else is an internal error: logged in full, shown as a bare 500.
 func toProblem(err error, log *slog.Logger, reqID string) Problem {
@@ -46,33 +69,17 @@ func toProblem(err error, log *slog.Logger, reqID string) Problem {
 		if m, ok := he.Message.(string); ok {
 			e.Detail = m
 		}
-	case errors.Is(err, rebate.ErrValidation), errors.Is(err, rebate.ErrInvalidProgram):
-		e = &Error{Status: http.StatusBadRequest, Code: "validation_failed", Detail: err.Error()}
-	case errors.Is(err, rebate.ErrUnknownReferrer):
-		e = &Error{Status: http.StatusUnprocessableEntity, Code: "unknown_referrer", Detail: err.Error()}
-	case errors.Is(err, rebate.ErrSelfReferral):
-		e = &Error{Status: http.StatusUnprocessableEntity, Code: "self_referral", Detail: err.Error()}
-	case errors.Is(err, rebate.ErrUnknownMember):
-		e = &Error{Status: http.StatusUnprocessableEntity, Code: "unknown_member", Detail: err.Error()}
-	case errors.Is(err, rebate.ErrUnsupportedCurrency):
-		e = &Error{Status: http.StatusUnprocessableEntity, Code: "unsupported_currency", Detail: err.Error()}
-	case errors.Is(err, rebate.ErrRefundExceedsOrder):
-		e = &Error{Status: http.StatusUnprocessableEntity, Code: "refund_exceeds_order", Detail: err.Error()}
-	case errors.Is(err, rebate.ErrInsufficientPoints):
-		e = &Error{Status: http.StatusUnprocessableEntity, Code: "insufficient_funds", Detail: err.Error()}
-	case errors.Is(err, rebate.ErrIdempotencyConflict):
-		e = &Error{Status: http.StatusConflict, Code: "idempotency_conflict", Detail: err.Error()}
-	case errors.Is(err, ledger.ErrNotFound), errors.Is(err, ledger.ErrUnknownAccount), errors.Is(err, rebate.ErrNotFound):
-		e = &Error{Status: http.StatusNotFound, Code: "not_found", Detail: err.Error()}
-	case errors.Is(err, ledger.ErrIdempotencyConflict):
-		e = &Error{Status: http.StatusConflict, Code: "idempotency_conflict", Detail: err.Error()}
-	case errors.Is(err, ledger.ErrInsufficientFunds):
-		e = &Error{Status: http.StatusUnprocessableEntity, Code: "insufficient_funds", Detail: err.Error()}
-	case errors.Is(err, ledger.ErrInvalidEntry):
-		e = &Error{Status: http.StatusBadRequest, Code: "validation_failed", Detail: err.Error()}
 	default:
-		log.Error("internal error", "err", err, "request_id", reqID)
-		e = &Error{Status: http.StatusInternalServerError, Code: "internal", Detail: "internal error; see the server log for request " + reqID}
+		for _, s := range sentinels {
+			if errors.Is(err, s.err) {
+				e = &Error{Status: s.status, Code: s.code, Detail: err.Error()}
+				break
+			}
+		}
+		if e == nil {
+			log.Error("internal error", "err", err, "request_id", reqID)
+			e = &Error{Status: http.StatusInternalServerError, Code: "internal", Detail: "internal error; see the server log for request " + reqID}
+		}
 	}
 	return Problem{
 		Type: "https://rebate-ledger.dev/problems/" + e.Code, Title: http.StatusText(e.Status),

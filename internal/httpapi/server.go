@@ -8,20 +8,18 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/rebate-ledger/rebate/docs"
 	"github.com/rebate-ledger/rebate/internal/auth"
 	"github.com/rebate-ledger/rebate/internal/ledger"
+	"github.com/rebate-ledger/rebate/internal/metrics"
 	"github.com/rebate-ledger/rebate/internal/rebate"
 )
 
@@ -38,16 +36,6 @@ type Config struct {
 	// RequestTimeout bounds each request's handler.
 	RequestTimeout time.Duration
 }
-
-var (
-	metricRequests = promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "rebate_http_requests_total", Help: "HTTP requests by route, method and status.",
-	}, []string{"route", "method", "status"})
-	metricLatency = promauto.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "rebate_http_request_duration_seconds", Help: "HTTP request latency by route.",
-		Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
-	}, []string{"route", "method"})
-)
 
 // New builds the echo server with every route.
 func New(cfg Config) *echo.Echo {
@@ -118,8 +106,7 @@ func (s *server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		status := c.Response().Status
 		d := time.Since(start)
-		metricRequests.WithLabelValues(route, c.Request().Method, strconv.Itoa(status)).Inc()
-		metricLatency.WithLabelValues(route, c.Request().Method).Observe(d.Seconds())
+		metrics.HTTPRequest(route, c.Request().Method, status, d)
 		if route != "/healthz" && route != "/metrics" {
 			s.cfg.Logger.Info("http", "method", c.Request().Method, "path", c.Request().URL.Path, "route", route,
 				"status", status, "duration_ms", float64(d.Microseconds())/1000, "request_id", requestID(c))

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
 
+	"github.com/rebate-ledger/rebate/internal/metrics"
 	"github.com/rebate-ledger/rebate/internal/money"
 	"github.com/rebate-ledger/rebate/internal/store"
 	"github.com/rebate-ledger/rebate/internal/store/sqlc"
@@ -60,7 +61,7 @@ func (l *Ledger) Transact(ctx context.Context, fn func(tx pgx.Tx) error) error {
 		if err == nil || !store.IsRetryable(err) {
 			return err
 		}
-		metricTxRetries.Inc()
+		metrics.TxRetried()
 		time.Sleep(time.Duration(rand.IntN(5*attempt)+1) * time.Millisecond)
 	}
 	return fmt.Errorf("%w after %d attempts: %w", ErrTooManyRetries, MaxTxAttempts, err)
@@ -193,17 +194,14 @@ func (l *Ledger) PostMany(ctx context.Context, tx pgx.Tx, reqs []EntryRequest) (
 		}
 	}
 	if len(inserted) == 0 {
-		metricEntriesPosted.WithLabelValues("true").Add(float64(len(reqs)))
+		metrics.EntriesPosted(true, len(reqs))
 		return out, nil
 	}
 	if err := l.applyDeltas(ctx, q, deltas, accounts, overdraft); err != nil {
 		return nil, err
 	}
-	n := len(inserted)
-	metricEntriesPosted.WithLabelValues("false").Add(float64(n))
-	if n < len(reqs) {
-		metricEntriesPosted.WithLabelValues("true").Add(float64(len(reqs) - n))
-	}
+	metrics.EntriesPosted(false, len(inserted))
+	metrics.EntriesPosted(true, len(reqs)-len(inserted))
 	return out, nil
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/rebate-ledger/rebate/internal/metrics"
 	"github.com/rebate-ledger/rebate/internal/store"
 	"github.com/rebate-ledger/rebate/internal/store/sqlc"
 )
@@ -136,18 +137,16 @@ func (l *Ledger) Seal(ctx context.Context, max int) (int, error) {
 		if err != nil {
 			return fmt.Errorf("seal backlog: %w", err)
 		}
-		metricSealLagEntries.Set(float64(backlog.Unsealed))
-		lag := 0.0
+		var lag time.Duration
 		if backlog.Unsealed > 0 {
-			lag = time.Since(backlog.Oldest).Seconds()
+			lag = time.Since(backlog.Oldest)
 		}
-		metricSealLagSeconds.Set(lag)
+		metrics.Sealed(n, backlog.Unsealed, lag)
 		return nil
 	})
 	if err != nil {
 		return 0, err
 	}
-	metricSealed.Add(float64(n))
 	return n, nil
 }
 
