@@ -131,85 +131,109 @@ func validID(field, s string) error {
 	return nil
 }
 
-// Apply applies one event exactly once. Everything it changes (the event record, orders, lots,
-// journal entries, the release job) commits together or not at all; an error changes nothing.
-func (e *Engine) Apply(ctx context.Context, ev Event) (EventResult, error) {
+// parsedEvent is an event whose shape is valid, with the hash a replay must match.
+type parsedEvent struct {
+	Event
+	paid     PaidData
+	refunded RefundedData
+	hash     [32]byte
+}
+
+// parse checks everything that needs no database.
+func parse(ev Event) (parsedEvent, error) {
+	p := parsedEvent{Event: ev}
 	if err := validID("id", ev.ID); err != nil {
-		return EventResult{}, err
+		return p, err
 	}
 	if ev.OccurredAt.IsZero() {
-		return EventResult{}, fmt.Errorf("%w: occurred_at is required (RFC 3339)", ErrValidation)
+		return p, fmt.Errorf("%w: occurred_at is required (RFC 3339)", ErrValidation)
 	}
-	var paid PaidData
-	var refunded RefundedData
 	var typed any
 	switch ev.Type {
 	case OrderPaid:
-		if err := strict(ev.Data, &paid); err != nil {
-			return EventResult{}, err
+		if err := strict(ev.Data, &p.paid); err != nil {
+			return p, err
 		}
-		if err := validID("data.order_id", paid.OrderID); err != nil {
-			return EventResult{}, err
+		if err := validID("data.order_id", p.paid.OrderID); err != nil {
+			return p, err
 		}
-		if paid.MemberID == "" {
-			return EventResult{}, fmt.Errorf("%w: data.member_id is required", ErrValidation)
+		if p.paid.MemberID == "" {
+			return p, fmt.Errorf("%w: data.member_id is required", ErrValidation)
 		}
-		typed = paid
+		typed = p.paid
 	case OrderRefunded:
-		if err := strict(ev.Data, &refunded); err != nil {
-			return EventResult{}, err
+		if err := strict(ev.Data, &p.refunded); err != nil {
+			return p, err
 		}
-		if err := validID("data.order_id", refunded.OrderID); err != nil {
-			return EventResult{}, err
+		if err := validID("data.order_id", p.refunded.OrderID); err != nil {
+			return p, err
 		}
-		if err := validID("data.refund_id", refunded.RefundID); err != nil {
-			return EventResult{}, err
+		if err := validID("data.refund_id", p.refunded.RefundID); err != nil {
+			return p, err
 		}
-		typed = refunded
+		typed = p.refunded
 	default:
-		return EventResult{}, fmt.Errorf("%w: unknown event type %q (want order.paid or order.refunded)", ErrValidation, ev.Type)
+		return p, fmt.Errorf("%w: unknown event type %q (want order.paid or order.refunded)", ErrValidation, ev.Type)
 	}
 	canon, _ := json.Marshal(struct {
 		ID, Type, OccurredAt string
 		Data                 any
 	}{ev.ID, ev.Type, ev.OccurredAt.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano), typed})
-	hash := sha256.Sum256(canon)
+	p.hash = sha256.Sum256(canon)
+	return p, nil
+}
 
+// Apply applies one event exactly once. Everything it changes (the event record, orders, lots,
+// journal entries, the release job) commits together or not at all; an error changes nothing.
+func (e *Engine) Apply(ctx context.Context, ev Event) (EventResult, error) {
+	p, err := parse(ev)
+	if err != nil {
+		return EventResult{}, err
+	}
 	var res EventResult
-	err := e.ledger.Transact(ctx, func(tx pgx.Tx) error {
-		q := store.New(tx)
-		_, err := q.EventInsert(ctx, sqlc.EventInsertParams{ID: ev.ID, Type: ev.Type, RequestHash: hash[:]})
-		if errors.Is(err, pgx.ErrNoRows) {
-			prev, err := q.EventGet(ctx, ev.ID)
-			if err != nil {
-				return err
-			}
-			if !bytes.Equal(prev.RequestHash, hash[:]) {
-				return fmt.Errorf("%w: event %q was sent before with a different body", ErrIdempotencyConflict, ev.ID)
-			}
-			if err := json.Unmarshal(prev.Response, &res); err != nil {
-				return err
-			}
-			res.StatusCode, res.Replayed = int(prev.StatusCode), true
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		res = EventResult{EventID: ev.ID, EntryIDs: []int64{}, Rebates: []Rebate{}}
-		switch ev.Type {
-		case OrderPaid:
-			err = e.orderPaid(ctx, tx, ev, paid, &res)
-		case OrderRefunded:
-			err = e.orderRefunded(ctx, tx, ev, refunded, &res)
-		}
-		if err != nil {
-			return err
-		}
-		body, _ := json.Marshal(res)
-		return q.EventSetResponse(ctx, sqlc.EventSetResponseParams{ID: ev.ID, StatusCode: int32(res.StatusCode), Response: body})
+	err = e.ledger.Transact(ctx, func(tx pgx.Tx) error {
+		var err error
+		res, err = e.applyTx(ctx, tx, p)
+		return err
 	})
 	return res, err
+}
+
+// applyTx claims the event id and applies the event in tx, or answers the stored response of an
+// earlier identical event.
+func (e *Engine) applyTx(ctx context.Context, tx pgx.Tx, p parsedEvent) (EventResult, error) {
+	q := store.New(tx)
+	var res EventResult
+	_, err := q.EventInsert(ctx, sqlc.EventInsertParams{ID: p.ID, Type: p.Type, RequestHash: p.hash[:]})
+	if errors.Is(err, pgx.ErrNoRows) {
+		prev, err := q.EventGet(ctx, p.ID)
+		if err != nil {
+			return res, err
+		}
+		if !bytes.Equal(prev.RequestHash, p.hash[:]) {
+			return res, fmt.Errorf("%w: event %q was sent before with a different body", ErrIdempotencyConflict, p.ID)
+		}
+		if err := json.Unmarshal(prev.Response, &res); err != nil {
+			return res, err
+		}
+		res.StatusCode, res.Replayed = int(prev.StatusCode), true
+		return res, nil
+	}
+	if err != nil {
+		return res, err
+	}
+	res = EventResult{EventID: p.ID, EntryIDs: []int64{}, Rebates: []Rebate{}}
+	switch p.Type {
+	case OrderPaid:
+		err = e.orderPaid(ctx, tx, p.Event, p.paid, &res)
+	case OrderRefunded:
+		err = e.orderRefunded(ctx, tx, p.Event, p.refunded, &res)
+	}
+	if err != nil {
+		return res, err
+	}
+	body, _ := json.Marshal(res)
+	return res, q.EventSetResponse(ctx, sqlc.EventSetResponseParams{ID: p.ID, StatusCode: int32(res.StatusCode), Response: body})
 }
 
 type lot struct {
