@@ -51,7 +51,6 @@ CREATE TABLE entries (
   CONSTRAINT entries_idempotency_key_key UNIQUE (idempotency_key)
 );
 CREATE INDEX entries_txid_id_idx ON entries (txid, id);
-CREATE INDEX entries_recorded_at_idx ON entries (recorded_at, id);
 
 CREATE TABLE postings (
   id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

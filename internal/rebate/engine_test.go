@@ -488,3 +488,38 @@ func TestProgramValidation(t *testing.T) {
 		require.ErrorIs(t, err, rebate.ErrInvalidProgram, name)
 	}
 }
+
+// TestConcurrentRefunds: 16 refunds of 1.00 on a 10.00 order, each sent twice at once: exactly ten
+// apply, the rest are refused, and the clawed-back total is exact.
+func TestConcurrentRefunds(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	program(t, b, nil)
+	chain(t, b, "u1", "buyer")
+	paid(t, b, "e0", "o1", "buyer", "10.00", t0)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	applied := map[string]bool{}
+	for i := range 16 {
+		for range 2 {
+			wg.Go(func() {
+				res, err := b.engine.Apply(ctx, refundEvent(fmt.Sprintf("r%d", i), "o1", fmt.Sprintf("x%d", i), "1.00", t0.Add(time.Hour)))
+				if err != nil {
+					require.ErrorIs(t, err, rebate.ErrRefundExceedsOrder)
+					return
+				}
+				mu.Lock()
+				applied[res.EventID] = true
+				mu.Unlock()
+			})
+		}
+	}
+	wg.Wait()
+	require.Len(t, applied, 10)
+	o, err := b.engine.Order(ctx, "o1")
+	require.NoError(t, err)
+	require.Equal(t, "10.00", o.Refunded.String())
+	require.Equal(t, "0.00", balance(t, b, "u1", "held", money.CNY))
+	verifyClean(t, b)
+}
