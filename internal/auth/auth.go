@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -20,11 +21,12 @@ import (
 // Role is what a key may do (PRODUCT.md §6).
 type Role string
 
-// The roles of API keys. Member tokens come with the rebate engine.
+// The roles: three for API keys, and member for member tokens.
 const (
 	Shop     Role = "shop"
 	Operator Role = "operator"
 	Auditor  Role = "auditor"
+	Member   Role = "member"
 )
 
 // ParseRole accepts shop, operator or auditor.
@@ -41,10 +43,12 @@ type Principal struct {
 	KeyID int64
 	Name  string
 	Role  Role
+	// MemberID is the member a member token is scoped to.
+	MemberID string
 }
 
 // ErrUnknownKey means the key is malformed, unknown or revoked.
-var ErrUnknownKey = errors.New("unknown or revoked API key")
+var ErrUnknownKey = errors.New("unknown, revoked or expired API key or member token")
 
 const keyPrefix = "rk_"
 
@@ -72,8 +76,38 @@ func CreateKey(ctx context.Context, db store.DBTX, role Role, name string) (stri
 	return key, nil
 }
 
-// Lookup finds the principal of a key.
+// MemberTokenTTL is how long a member token lives unless the shop asks for less.
+const MemberTokenTTL = time.Hour
+
+const tokenPrefix = "mt_"
+
+// CreateMemberToken issues a token that acts as one member until it expires; the member must exist.
+func CreateMemberToken(ctx context.Context, db store.DBTX, issuer Principal, memberID string, ttl time.Duration) (string, time.Time, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", time.Time{}, err
+	}
+	token := tokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
+	expires := time.Now().Add(ttl).UTC().Truncate(time.Microsecond)
+	err := store.New(db).MemberTokenInsert(ctx, sqlc.MemberTokenInsertParams{TokenHash: hash(token), MemberID: memberID, IssuedBy: issuer.KeyID, ExpiresAt: expires})
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("store member token: %w", err)
+	}
+	return token, expires, nil
+}
+
+// Lookup finds the principal of a key or a member token.
 func Lookup(ctx context.Context, db store.DBTX, key string) (Principal, error) {
+	if strings.HasPrefix(key, tokenPrefix) && len(key) <= 100 {
+		row, err := store.New(db).MemberTokenGet(ctx, hash(key))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return Principal{}, ErrUnknownKey
+		}
+		if err != nil {
+			return Principal{}, fmt.Errorf("look up member token: %w", err)
+		}
+		return Principal{Name: "member:" + row.MemberID, Role: Member, MemberID: row.MemberID}, nil
+	}
 	if !strings.HasPrefix(key, keyPrefix) || len(key) > 100 {
 		return Principal{}, ErrUnknownKey
 	}

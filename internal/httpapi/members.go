@@ -6,6 +6,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/rebate-ledger/rebate/internal/auth"
 	"github.com/rebate-ledger/rebate/internal/money"
 	"github.com/rebate-ledger/rebate/internal/rebate"
 )
@@ -107,4 +108,42 @@ func (s *server) getMemberBalances(c echo.Context) error {
 			Withdrawing: b.Withdrawing, Earned: b.Earned, PaidOut: b.PaidOut})
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+type tokenRequest struct {
+	TTLSeconds int `json:"ttl_seconds"`
+}
+
+type tokenJSON struct {
+	Token     string    `json:"token"`
+	MemberID  string    `json:"member_id"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// postMemberToken issues a member token (default one hour, at most one hour).
+func (s *server) postMemberToken(c echo.Context) error {
+	var req tokenRequest
+	if c.Request().ContentLength != 0 {
+		if err := decodeStrict(c, &req); err != nil {
+			return err
+		}
+	}
+	ttl := auth.MemberTokenTTL
+	if req.TTLSeconds != 0 {
+		if req.TTLSeconds < 60 || time.Duration(req.TTLSeconds)*time.Second > auth.MemberTokenTTL {
+			return validation("ttl_seconds must be from 60 to 3600")
+		}
+		ttl = time.Duration(req.TTLSeconds) * time.Second
+	}
+	ctx := c.Request().Context()
+	m, err := s.cfg.Engine.GetMember(ctx, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	p, _ := c.Get("principal").(auth.Principal)
+	token, expires, err := auth.CreateMemberToken(ctx, s.cfg.Pool, p, m.ID, ttl)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, tokenJSON{Token: token, MemberID: m.ID, ExpiresAt: expires})
 }

@@ -320,3 +320,44 @@ func TestPointsRedemptionEndpoint(t *testing.T) {
 		}
 	}
 }
+
+func TestMemberTokens(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for _, body := range []string{`{"id":"alice"}`, `{"id":"bob"}`} {
+		status, _, _ := b.do(t, "POST", "/v1/members", b.shop, body)
+		require.Equal(t, http.StatusCreated, status)
+	}
+	status, tok, _ := b.do(t, "POST", "/v1/members/alice/tokens", b.shop, "")
+	require.Equal(t, http.StatusCreated, status, tok)
+	token := tok["token"].(string)
+	require.Equal(t, "alice", tok["member_id"])
+
+	status, p, _ := b.get(t, "/v1/members/alice/balances", token)
+	require.Equal(t, http.StatusOK, status, p)
+	status, _, _ = b.get(t, "/v1/members/alice/statement", token)
+	require.Equal(t, http.StatusOK, status)
+	for _, path := range []string{"/v1/members/bob/balances", "/v1/members/bob", "/v1/orders/o1", "/v1/reports/trial-balance", "/v1/program"} {
+		status, p, _ = b.get(t, path, token)
+		require.Equal(t, http.StatusForbidden, status, path)
+		require.Equal(t, "forbidden", p["code"])
+	}
+	status, _, _ = b.do(t, "POST", "/v1/members/alice/tokens", token, "")
+	require.Equal(t, http.StatusForbidden, status, "a member cannot mint tokens")
+	status, _, _ = b.do(t, "POST", "/v1/events", token, `{}`)
+	require.Equal(t, http.StatusForbidden, status)
+
+	for body, code := range map[string]string{`{"ttl_seconds":5}`: "validation_failed", `{"ttl_seconds":99999}`: "validation_failed", `{"x":1}`: "validation_failed"} {
+		_, p, _ := b.do(t, "POST", "/v1/members/alice/tokens", b.shop, body)
+		require.Equal(t, code, p["code"], body)
+	}
+	_, p, _ = b.do(t, "POST", "/v1/members/nobody/tokens", b.shop, "")
+	require.Equal(t, "not_found", p["code"])
+
+	// An expired token is refused like an unknown one.
+	_, err := b.ledger.Pool().Exec(context.Background(), "UPDATE member_tokens SET expires_at = now() - interval '1 second'")
+	require.NoError(t, err)
+	status, p, _ = b.get(t, "/v1/members/alice/balances", token)
+	require.Equal(t, http.StatusUnauthorized, status)
+	require.Equal(t, "unauthorized", p["code"])
+}

@@ -69,10 +69,11 @@ func New(cfg Config) *echo.Echo {
 	v1.GET("/accounts/:code", s.getAccount, s.authenticate, allow(auth.Auditor))
 	v1.GET("/reports/trial-balance", s.getTrialBalance, s.authenticate, allow(auth.Auditor))
 	v1.POST("/members", s.postMember, s.authenticate, allow(auth.Shop))
-	v1.GET("/members/:id", s.getMember, s.authenticate, allow(auth.Shop, auth.Auditor))
-	v1.GET("/members/:id/balances", s.getMemberBalances, s.authenticate, allow(auth.Shop, auth.Auditor))
-	v1.GET("/members/:id/statement", s.getStatement, s.authenticate, allow(auth.Shop, auth.Auditor))
-	v1.GET("/members/:id/referrals", s.getReferrals, s.authenticate, allow(auth.Shop, auth.Auditor))
+	v1.GET("/members/:id", s.getMember, s.authenticate, allow(auth.Shop, auth.Member, auth.Auditor))
+	v1.GET("/members/:id/balances", s.getMemberBalances, s.authenticate, allow(auth.Shop, auth.Member, auth.Auditor))
+	v1.GET("/members/:id/statement", s.getStatement, s.authenticate, allow(auth.Shop, auth.Member, auth.Auditor))
+	v1.GET("/members/:id/referrals", s.getReferrals, s.authenticate, allow(auth.Shop, auth.Member, auth.Auditor))
+	v1.POST("/members/:id/tokens", s.postMemberToken, s.authenticate, allow(auth.Shop))
 	v1.POST("/members/:id/points/redemptions", s.postRedemption, s.authenticate, allow(auth.Shop))
 	v1.POST("/events", s.postEvent, s.authenticate, allow(auth.Shop))
 	v1.POST("/events/batch", s.postEventBatch, s.authenticate, allow(auth.Shop))
@@ -148,13 +149,14 @@ func (s *server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// allow lets only the given roles through.
+// allow lets only the given roles through. A member token passes only for its own member: the
+// route's :id must be that member.
 func allow(roles ...auth.Role) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			p, _ := c.Get("principal").(auth.Principal)
 			for _, r := range roles {
-				if p.Role == r {
+				if p.Role == r && (r != auth.Member || c.Param("id") == p.MemberID) {
 					return next(c)
 				}
 			}

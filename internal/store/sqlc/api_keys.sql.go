@@ -59,3 +59,43 @@ func (q *Queries) APIKeyInsert(ctx context.Context, arg APIKeyInsertParams) (API
 	)
 	return i, err
 }
+
+const memberTokenGet = `-- name: MemberTokenGet :one
+SELECT member_id, expires_at
+FROM member_tokens
+WHERE token_hash = $1 AND expires_at > now()
+`
+
+type MemberTokenGetRow struct {
+	MemberID  string
+	ExpiresAt time.Time
+}
+
+func (q *Queries) MemberTokenGet(ctx context.Context, tokenHash []byte) (MemberTokenGetRow, error) {
+	row := q.db.QueryRow(ctx, memberTokenGet, tokenHash)
+	var i MemberTokenGetRow
+	err := row.Scan(&i.MemberID, &i.ExpiresAt)
+	return i, err
+}
+
+const memberTokenInsert = `-- name: MemberTokenInsert :exec
+INSERT INTO member_tokens (token_hash, member_id, issued_by, expires_at)
+VALUES ($1, $2, $3, $4)
+`
+
+type MemberTokenInsertParams struct {
+	TokenHash []byte
+	MemberID  string
+	IssuedBy  int64
+	ExpiresAt time.Time
+}
+
+func (q *Queries) MemberTokenInsert(ctx context.Context, arg MemberTokenInsertParams) error {
+	_, err := q.db.Exec(ctx, memberTokenInsert,
+		arg.TokenHash,
+		arg.MemberID,
+		arg.IssuedBy,
+		arg.ExpiresAt,
+	)
+	return err
+}

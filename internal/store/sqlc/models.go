@@ -78,6 +78,14 @@ type Member struct {
 	CreatedAt         time.Time
 }
 
+type MemberToken struct {
+	TokenHash []byte
+	MemberID  string
+	IssuedBy  int64
+	ExpiresAt time.Time
+	CreatedAt time.Time
+}
+
 type Order struct {
 	OrderID        string
 	EventID        string
