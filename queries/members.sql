@@ -23,11 +23,16 @@ FROM members
 WHERE id = @id
 FOR UPDATE;
 
--- name: MemberCountPaidOrder :exec
-UPDATE members SET paid_orders = paid_orders + 1 WHERE id = @id;
+-- name: MemberCountPaidOrder :one
+-- MemberCountPaidOrder counts a buyer's paid order and locks its row for the rest of the
+-- transaction (buyer first, then its referrer: locks only go towards ancestors).
+UPDATE members SET paid_orders = paid_orders + 1 WHERE id = @id
+RETURNING upline, paid_orders;
 
--- name: MemberCountConvertedInvitee :one
-UPDATE members SET converted_invitees = converted_invitees + 1 WHERE id = @id
+-- name: MemberAddConvertedInvitees :one
+-- MemberAddConvertedInvitees adds 0 or 1 converted invitee and locks the referrer's row, so the
+-- tier and milestone an order sees are counted exactly under concurrency.
+UPDATE members SET converted_invitees = converted_invitees + @add::int WHERE id = @id
 RETURNING converted_invitees;
 
 -- name: MemberInvitedCount :one

@@ -1,6 +1,6 @@
 -- name: OrderInsert :exec
-INSERT INTO orders (order_id, event_id, member_id, amount, currency, occurred_at, program_version, upline, release_at)
-VALUES (@order_id, @event_id, @member_id, @amount, @currency, @occurred_at, @program_version, @upline::text[], @release_at);
+INSERT INTO orders (order_id, event_id, member_id, amount, currency, occurred_at, program_version, upline, release_at, accrual_entry_id)
+VALUES (@order_id, @event_id, @member_id, @amount, @currency, @occurred_at, @program_version, @upline::text[], @release_at, sqlc.narg('accrual_entry_id'));
 
 -- name: OrderGet :one
 SELECT order_id, event_id, member_id, amount, currency, occurred_at, program_version, upline,
@@ -14,9 +14,6 @@ SELECT order_id, event_id, member_id, amount, currency, occurred_at, program_ver
 FROM orders
 WHERE order_id = @order_id
 FOR UPDATE;
-
--- name: OrderSetAccrual :exec
-UPDATE orders SET accrual_entry_id = @entry_id WHERE order_id = @order_id;
 
 -- name: OrderSetReleased :exec
 UPDATE orders SET released_at = @released_at, release_entry_id = sqlc.narg('entry_id') WHERE order_id = @order_id;

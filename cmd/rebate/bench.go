@@ -118,14 +118,20 @@ func benchDatabase(ctx context.Context, fs *flag.FlagSet, dbURL *string, args []
 
 // benchAccounts creates the member held accounts the benchmark credits, in bulk.
 func benchAccounts(ctx context.Context, pool *pgxpool.Pool, n int) error {
+	return createHeldAccounts(ctx, pool, n, benchMember, money.CNY)
+}
+
+// createHeldAccounts bulk-creates members' held accounts, as an import of existing members would.
+func createHeldAccounts(ctx context.Context, pool *pgxpool.Pool, n int, member func(int) string, cur money.Currency) error {
 	q := store.New(pool)
 	const chunk = 10_000
 	for start := 0; start < n; start += chunk {
 		var codes []string
 		for i := start; i < min(start+chunk, n); i++ {
-			codes = append(codes, ledger.MemberAccount(benchMember(i), "held"))
+			codes = append(codes, ledger.MemberAccount(member(i), "held"))
 		}
-		if err := q.AccountInsertMany(ctx, sqlcAccountInsertMany(codes)); err != nil {
+		if err := q.AccountInsertMany(ctx, sqlc.AccountInsertManyParams{Codes: codes, Currency: string(cur),
+			Kind: string(ledger.Liability), AllowNegative: false}); err != nil {
 			return fmt.Errorf("create bench accounts: %w", err)
 		}
 	}
@@ -321,8 +327,4 @@ func findPgbench() (string, error) {
 		return "/usr/bin/pgbench", nil
 	}
 	return "", errors.New("pgbench not found: install the postgresql-contrib or postgresql package, or pass --skip-ceiling")
-}
-
-func sqlcAccountInsertMany(codes []string) sqlc.AccountInsertManyParams {
-	return sqlc.AccountInsertManyParams{Codes: codes, Currency: string(money.CNY), Kind: string(ledger.Liability), AllowNegative: false}
 }

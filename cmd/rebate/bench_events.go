@@ -23,6 +23,7 @@ import (
 	"github.com/rebate-ledger/rebate/internal/httpapi"
 	"github.com/rebate-ledger/rebate/internal/jobs"
 	"github.com/rebate-ledger/rebate/internal/ledger"
+	"github.com/rebate-ledger/rebate/internal/money"
 	"github.com/rebate-ledger/rebate/internal/rebate"
 	"github.com/rebate-ledger/rebate/internal/store"
 )
@@ -104,9 +105,21 @@ func benchForest(ctx context.Context, pool *pgxpool.Pool, n int) error {
 	if err := pool.QueryRow(ctx, "SELECT count(*) FROM members WHERE id LIKE 'bm%'").Scan(&have); err != nil {
 		return err
 	}
-	if have >= n {
-		return nil
+	if have < n {
+		if err := loadForest(ctx, pool, n); err != nil {
+			return err
+		}
 	}
+	name := func(i int) string { return "bm" + strconv.Itoa(i) }
+	for _, cur := range []money.Currency{money.CNY, money.PTS} {
+		if err := createHeldAccounts(ctx, pool, n, name, cur); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func loadForest(ctx context.Context, pool *pgxpool.Pool, n int) error {
 	r := rand.New(rand.NewPCG(42, 42))
 	uplines := make([][]string, n)
 	depth := make([]int, n)
@@ -133,13 +146,14 @@ func benchForest(ctx context.Context, pool *pgxpool.Pool, n int) error {
 		h := rebate.RegistrationHash(reg)
 		rows = append(rows, []any{id, rebate.ReferralCodeFor(i), referrer, uplines[i], h[:]})
 	}
-	return store.WithTx(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "DELETE FROM members WHERE id LIKE 'bm%' AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.member_id = members.id)"); err != nil {
-			return err
-		}
+	err := store.WithTx(ctx, pool, func(tx pgx.Tx) error {
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{"members"}, []string{"id", "referral_code", "referrer_id", "upline", "request_hash"}, pgx.CopyFromRows(rows))
 		return err
 	})
+	if err != nil {
+		return fmt.Errorf("load members (a partly loaded forest from an earlier run? use a fresh database): %w", err)
+	}
+	return nil
 }
 
 type eventsResult struct {

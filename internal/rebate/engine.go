@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
 
@@ -263,22 +264,14 @@ func (e *Engine) orderPaid(ctx context.Context, tx pgx.Tx, ev Event, d PaidData,
 	if cur != r.Currency {
 		return fmt.Errorf("%w: the program in force pays in %s, the order is in %s", ErrUnsupportedCurrency, r.Currency, cur)
 	}
-	if _, err := q.OrderGet(ctx, d.OrderID); err == nil {
-		return fmt.Errorf("%w: order %q was paid by another event", ErrIdempotencyConflict, d.OrderID)
-	} else if !errors.Is(err, pgx.ErrNoRows) {
-		return err
-	}
-	buyer, err := q.MemberLock(ctx, d.MemberID)
+	buyer, err := q.MemberCountPaidOrder(ctx, d.MemberID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("%w: %q", ErrUnknownMember, d.MemberID)
 	}
 	if err != nil {
 		return err
 	}
-	firstOrder := buyer.PaidOrders == 0
-	if err := q.MemberCountPaidOrder(ctx, buyer.ID); err != nil {
-		return err
-	}
+	firstOrder := buyer.PaidOrders == 1
 	upline := buyer.Upline
 	if len(upline) > len(r.LevelRates) {
 		upline = upline[:len(r.LevelRates)]
@@ -286,18 +279,15 @@ func (e *Engine) orderPaid(ctx context.Context, tx pgx.Tx, ev Event, d PaidData,
 
 	var lots []lot
 	if len(upline) > 0 {
-		u1, err := q.MemberLock(ctx, upline[0])
-		if err != nil {
-			return fmt.Errorf("lock referrer %s: %w", upline[0], err)
-		}
-		converted := int(u1.ConvertedInvitees)
+		add := int32(0)
 		if firstOrder {
-			n, err := q.MemberCountConvertedInvitee(ctx, u1.ID)
-			if err != nil {
-				return err
-			}
-			converted = int(n)
+			add = 1
 		}
+		n, err := q.MemberAddConvertedInvitees(ctx, sqlc.MemberAddConvertedInviteesParams{ID: upline[0], Add: add})
+		if err != nil {
+			return fmt.Errorf("count referrer %s: %w", upline[0], err)
+		}
+		converted, u1 := int(n), upline[0]
 		remaining := x.MulRate(r.MaxRebateRatio, money.RoundDown)
 		for i, member := range upline {
 			rate := r.LevelRates[i]
@@ -314,27 +304,25 @@ func (e *Engine) orderPaid(ctx context.Context, tx pgx.Tx, ev Event, d PaidData,
 			}
 		}
 		if firstOrder && r.FirstOrderBonus.IsPositive() {
-			lots = append(lots, lot{u1.ID, "first_order_bonus", r.FirstOrderBonus})
+			lots = append(lots, lot{u1, "first_order_bonus", r.FirstOrderBonus})
 		}
 		if firstOrder {
 			for _, m := range r.Milestones {
 				if m.Converted == converted && m.Bonus.IsPositive() {
-					lots = append(lots, lot{u1.ID, "milestone", m.Bonus})
+					lots = append(lots, lot{u1, "milestone", m.Bonus})
 				}
 			}
 		}
 		pts := money.Round(x.Decimal().Mul(r.PointsPerUnit), money.PTS, money.RoundDown)
 		if pts.IsPositive() {
-			lots = append(lots, lot{u1.ID, "points", pts})
+			lots = append(lots, lot{u1, "points", pts})
 		}
 	}
 
 	releaseAt := ev.OccurredAt.Add(r.HoldPeriod)
-	if err := q.OrderInsert(ctx, sqlc.OrderInsertParams{OrderID: d.OrderID, EventID: ev.ID, MemberID: buyer.ID,
+	order := sqlc.OrderInsertParams{OrderID: d.OrderID, EventID: ev.ID, MemberID: d.MemberID,
 		Amount: x.Decimal(), Currency: string(cur), OccurredAt: ev.OccurredAt, ProgramVersion: p.Version,
-		Upline: nonNil(buyer.Upline), ReleaseAt: releaseAt}); err != nil {
-		return fmt.Errorf("record order: %w", err)
-	}
+		Upline: nonNil(buyer.Upline), ReleaseAt: releaseAt}
 	res.StatusCode, res.Status = http.StatusCreated, "applied"
 	if len(lots) > 0 {
 		req := ledger.EntryRequest{Key: "accrual:" + d.OrderID, Kind: "accrual", OccurredAt: ev.OccurredAt,
@@ -353,14 +341,21 @@ func (e *Engine) orderPaid(ctx context.Context, tx pgx.Tx, ev Event, d PaidData,
 				req.Postings = append(req.Postings, ledger.PostingRequest{Account: ledger.RebateExpense, Side: ledger.Debit, Amount: t})
 			}
 		}
+		// The accrual's key is the order id: finding it taken means another event paid this order.
 		entry, err := e.ledger.Post(ctx, tx, req)
+		if errors.Is(err, ledger.ErrIdempotencyConflict) || (err == nil && entry.Replayed) {
+			return fmt.Errorf("%w: order %q was paid by another event", ErrIdempotencyConflict, d.OrderID)
+		}
 		if err != nil {
 			return err
 		}
-		if err := q.OrderSetAccrual(ctx, sqlc.OrderSetAccrualParams{OrderID: d.OrderID, EntryID: &entry.ID}); err != nil {
-			return err
-		}
+		order.AccrualEntryID = &entry.ID
 		res.EntryIDs = append(res.EntryIDs, entry.ID)
+	}
+	if err := insertOrder(ctx, q, order); err != nil {
+		return err
+	}
+	if len(lots) > 0 {
 		lp := sqlc.LotInsertManyParams{OrderID: d.OrderID, ProgramVersion: p.Version, Upline: nonNil(upline)}
 		for _, l := range lots {
 			lp.BeneficiaryIds = append(lp.BeneficiaryIds, l.beneficiary)
@@ -401,6 +396,19 @@ func (e *Engine) orderPaid(ctx context.Context, tx pgx.Tx, ev Event, d PaidData,
 		if id != 0 {
 			res.EntryIDs = append(res.EntryIDs, id)
 		}
+	}
+	return nil
+}
+
+// insertOrder records the order; an order id paid by another event is a conflict.
+func insertOrder(ctx context.Context, q *store.Queries, o sqlc.OrderInsertParams) error {
+	err := q.OrderInsert(ctx, o)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.ConstraintName == "orders_pkey" {
+		return fmt.Errorf("%w: order %q was paid by another event", ErrIdempotencyConflict, o.OrderID)
+	}
+	if err != nil {
+		return fmt.Errorf("record order: %w", err)
 	}
 	return nil
 }

@@ -11,25 +11,42 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-const memberCountConvertedInvitee = `-- name: MemberCountConvertedInvitee :one
-UPDATE members SET converted_invitees = converted_invitees + 1 WHERE id = $1
+const memberAddConvertedInvitees = `-- name: MemberAddConvertedInvitees :one
+UPDATE members SET converted_invitees = converted_invitees + $1::int WHERE id = $2
 RETURNING converted_invitees
 `
 
-func (q *Queries) MemberCountConvertedInvitee(ctx context.Context, id string) (int32, error) {
-	row := q.db.QueryRow(ctx, memberCountConvertedInvitee, id)
+type MemberAddConvertedInviteesParams struct {
+	Add int32
+	ID  string
+}
+
+// MemberAddConvertedInvitees adds 0 or 1 converted invitee and locks the referrer's row, so the
+// tier and milestone an order sees are counted exactly under concurrency.
+func (q *Queries) MemberAddConvertedInvitees(ctx context.Context, arg MemberAddConvertedInviteesParams) (int32, error) {
+	row := q.db.QueryRow(ctx, memberAddConvertedInvitees, arg.Add, arg.ID)
 	var converted_invitees int32
 	err := row.Scan(&converted_invitees)
 	return converted_invitees, err
 }
 
-const memberCountPaidOrder = `-- name: MemberCountPaidOrder :exec
+const memberCountPaidOrder = `-- name: MemberCountPaidOrder :one
 UPDATE members SET paid_orders = paid_orders + 1 WHERE id = $1
+RETURNING upline, paid_orders
 `
 
-func (q *Queries) MemberCountPaidOrder(ctx context.Context, id string) error {
-	_, err := q.db.Exec(ctx, memberCountPaidOrder, id)
-	return err
+type MemberCountPaidOrderRow struct {
+	Upline     []string
+	PaidOrders int32
+}
+
+// MemberCountPaidOrder counts a buyer's paid order and locks its row for the rest of the
+// transaction (buyer first, then its referrer: locks only go towards ancestors).
+func (q *Queries) MemberCountPaidOrder(ctx context.Context, id string) (MemberCountPaidOrderRow, error) {
+	row := q.db.QueryRow(ctx, memberCountPaidOrder, id)
+	var i MemberCountPaidOrderRow
+	err := row.Scan(&i.Upline, &i.PaidOrders)
+	return i, err
 }
 
 const memberGet = `-- name: MemberGet :one

@@ -201,8 +201,8 @@ func (q *Queries) OrderGet(ctx context.Context, orderID string) (Order, error) {
 }
 
 const orderInsert = `-- name: OrderInsert :exec
-INSERT INTO orders (order_id, event_id, member_id, amount, currency, occurred_at, program_version, upline, release_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text[], $9)
+INSERT INTO orders (order_id, event_id, member_id, amount, currency, occurred_at, program_version, upline, release_at, accrual_entry_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text[], $9, $10)
 `
 
 type OrderInsertParams struct {
@@ -215,6 +215,7 @@ type OrderInsertParams struct {
 	ProgramVersion int64
 	Upline         []string
 	ReleaseAt      time.Time
+	AccrualEntryID *int64
 }
 
 func (q *Queries) OrderInsert(ctx context.Context, arg OrderInsertParams) error {
@@ -228,6 +229,7 @@ func (q *Queries) OrderInsert(ctx context.Context, arg OrderInsertParams) error 
 		arg.ProgramVersion,
 		arg.Upline,
 		arg.ReleaseAt,
+		arg.AccrualEntryID,
 	)
 	return err
 }
@@ -271,20 +273,6 @@ func (q *Queries) OrderPaidExistsForMember(ctx context.Context, memberID string)
 	var paid bool
 	err := row.Scan(&paid)
 	return paid, err
-}
-
-const orderSetAccrual = `-- name: OrderSetAccrual :exec
-UPDATE orders SET accrual_entry_id = $1 WHERE order_id = $2
-`
-
-type OrderSetAccrualParams struct {
-	EntryID *int64
-	OrderID string
-}
-
-func (q *Queries) OrderSetAccrual(ctx context.Context, arg OrderSetAccrualParams) error {
-	_, err := q.db.Exec(ctx, orderSetAccrual, arg.EntryID, arg.OrderID)
-	return err
 }
 
 const orderSetReleased = `-- name: OrderSetReleased :exec
