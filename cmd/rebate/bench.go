@@ -57,30 +57,25 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := benchAccounts(ctx, pool, *members); err != nil {
 		return err
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
+	var res benchResult
+	ceiling, err := bracketed(ctx, *skipCeiling, *dbURL, *concurrency, *duration, stderr, func() error {
+		if *cpuProfile != "" {
+			f, err := os.Create(*cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+			defer pprof.StopCPUProfile()
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-	}
-	res, err := benchLedger(ctx, pool, *duration, *concurrency, *batch, *members, stderr)
+		var err error
+		res, err = benchLedger(ctx, pool, *duration, *concurrency, *batch, *members, stderr)
+		return err
+	})
 	if err != nil {
 		return err
-	}
-	if *cpuProfile != "" {
-		pprof.StopCPUProfile()
-	}
-	ceiling := 0.0
-	if !*skipCeiling {
-		fmt.Fprintf(stderr, "bench: measuring the PostgreSQL ceiling with pgbench (TPC-B-like, scale 10, %d clients, %s)\n", *concurrency, *duration)
-		ceiling, err = pgbenchCeiling(ctx, *dbURL, *concurrency, *duration, stderr)
-		if err != nil {
-			return err
-		}
 	}
 	ratio := 0.0
 	if ceiling > 0 {
@@ -288,6 +283,29 @@ func benchEntry(r *rand.Rand, key string, members int) ledger.EntryRequest {
 }
 
 var tpsLine = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
+
+// bracketed measures pgbench's ceiling right before and right after phase and returns their mean:
+// the ceiling on a shared 2-core machine drifts by tens of percent within minutes, and a ceiling
+// taken on one side only made the ratio swing with it.
+func bracketed(ctx context.Context, skip bool, url string, clients int, d time.Duration, stderr io.Writer, phase func() error) (float64, error) {
+	if skip {
+		return 0, phase()
+	}
+	fmt.Fprintf(stderr, "bench: PostgreSQL ceiling before (pgbench TPC-B-like, scale 10, %d clients, %s)\n", clients, d)
+	before, err := pgbenchCeiling(ctx, url, clients, d, stderr)
+	if err != nil {
+		return 0, err
+	}
+	if err := phase(); err != nil {
+		return 0, err
+	}
+	fmt.Fprintf(stderr, "bench: PostgreSQL ceiling after\n")
+	after, err := pgbenchCeiling(ctx, url, clients, d, stderr)
+	if err != nil {
+		return 0, err
+	}
+	return (before + after) / 2, nil
+}
 
 // pgbenchCeiling runs pgbench's built-in TPC-B-like script against the same server and database.
 func pgbenchCeiling(ctx context.Context, url string, clients int, d time.Duration, stderr io.Writer) (float64, error) {

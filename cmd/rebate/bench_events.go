@@ -77,16 +77,14 @@ func benchEventsCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 			return err
 		}
 	}
-	res, err := benchEvents(ctx, *url, *key, *duration, *concurrency, *batch, *members, stderr)
+	var res eventsResult
+	ceiling, err := bracketed(ctx, *skipCeiling, *dbURL, *concurrency, *duration, stderr, func() error {
+		var err error
+		res, err = benchEvents(ctx, *url, *key, *duration, *concurrency, *batch, *members, stderr)
+		return err
+	})
 	if err != nil {
 		return err
-	}
-	ceiling := 0.0
-	if !*skipCeiling {
-		fmt.Fprintf(stderr, "bench: measuring the PostgreSQL ceiling with pgbench (TPC-B-like, scale 10, %d clients, %s)\n", *concurrency, *duration)
-		if ceiling, err = pgbenchCeiling(ctx, *dbURL, *concurrency, *duration, stderr); err != nil {
-			return err
-		}
 	}
 	ratio := 0.0
 	if ceiling > 0 {
