@@ -53,9 +53,8 @@ func (s *server) getProgramVersions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := struct {
-		Items []programJSON `json:"items"`
-	}{Items: make([]programJSON, 0, len(ps))}
+	// Versions are few; one page always holds them all.
+	out := page[programJSON]{Items: make([]programJSON, 0, len(ps))}
 	for _, p := range ps {
 		out.Items = append(out.Items, toProgramJSON(p))
 	}
