@@ -35,7 +35,10 @@ func normal(kind AccountKind, debitMinusCredit decimal.Decimal) decimal.Decimal 
 // balances (summing a hot account's shards); with asOf it sums the postings recorded at or before
 // that instant, which is exact for any instant. ErrNotFound if the account has never been used.
 func (l *Ledger) Balances(ctx context.Context, code string, asOf *time.Time) ([]AccountBalance, error) {
-	q := store.New(l.pool)
+	return balances(ctx, store.New(l.pool), code, asOf)
+}
+
+func balances(ctx context.Context, q *store.Queries, code string, asOf *time.Time) ([]AccountBalance, error) {
 	rows, err := q.AccountListByCode(ctx, code)
 	if err != nil {
 		return nil, fmt.Errorf("read account %s: %w", code, err)
@@ -67,7 +70,13 @@ func (l *Ledger) Balances(ctx context.Context, code string, asOf *time.Time) ([]
 
 // Balance is one account's balance in one currency (zero if never used).
 func (l *Ledger) Balance(ctx context.Context, code string, cur money.Currency) (money.Amount, error) {
-	bs, err := l.Balances(ctx, code, nil)
+	return l.BalanceIn(ctx, l.pool, code, cur)
+}
+
+// BalanceIn is Balance read in db, typically the caller's transaction, so it includes what that
+// transaction has posted so far.
+func (l *Ledger) BalanceIn(ctx context.Context, db store.DBTX, code string, cur money.Currency) (money.Amount, error) {
+	bs, err := balances(ctx, store.New(db), code, nil)
 	if errors.Is(err, ErrNotFound) {
 		return money.Zero(cur), nil
 	}

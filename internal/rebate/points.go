@@ -136,7 +136,9 @@ func (e *Engine) ExpirePoints(ctx context.Context, now time.Time, max int) (int,
 			return err
 		}
 		for _, l := range lots {
-			avail, err := e.ledger.Balance(ctx, ledger.MemberAccount(l.MemberID, "available"), "PTS")
+			// Read in this transaction: an earlier lot of the same member may have expired
+			// points a moment ago, in this same run.
+			avail, err := e.ledger.BalanceIn(ctx, tx, ledger.MemberAccount(l.MemberID, "available"), "PTS")
 			if err != nil {
 				return err
 			}

@@ -109,6 +109,31 @@ func TestPoints(t *testing.T) {
 		verifyClean(t, b)
 	})
 
+	t.Run("ExpiryOfTwoLotsNeverOverdrawsAfterAClawback", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		program(t, b, func(r *rebate.RulesJSON) {
+			r.Points.SignupReferrer, r.Points.SignupReferee, r.Points.PerUnit, r.HoldPeriod = 100, 50, "1", "0s"
+		})
+		chain(t, b, "ref", "a") // ref: lots of 50 (joining) and 100 (inviting a)
+		paid(t, b, "e1", "o1", "a", "40.00", t0)
+		require.NoError(t, b.engine.Release(ctx, "o1")) // a released lot of 40, expiring first
+		_, _, err := b.engine.Redeem(ctx, "ref", rebate.Redemption{ID: "x", Points: 40}, time.Now())
+		require.NoError(t, err)
+		// The refund claws the 40 released points back from available after they were spent:
+		// available is now 110 while the two sign-up lots still hold 150.
+		_, err = b.engine.Apply(ctx, refundEvent("r1", "o1", "y1", "40.00", t0.Add(time.Hour)))
+		require.NoError(t, err)
+		require.Equal(t, "110", balance(t, b, "ref", "available", money.PTS))
+		n, err := b.engine.ExpirePoints(ctx, time.Now().Add(2*8760*time.Hour), 100)
+		require.NoError(t, err)
+		require.Equal(t, 3, n, "ref's two lots and a's sign-up lot")
+		require.Equal(t, "0", balance(t, b, "ref", "available", money.PTS))
+		expired, _ := b.ledger.Balance(ctx, ledger.PointsExpired, money.PTS)
+		require.Equal(t, "160", expired.String(), "ref's 110 and a's 50")
+		verifyClean(t, b)
+	})
+
 	t.Run("ClawbackAfterReleaseShrinksThePointsLot", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
