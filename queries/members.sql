@@ -23,17 +23,21 @@ FROM members
 WHERE id = @id
 FOR UPDATE;
 
--- name: MemberCountPaidOrder :one
--- MemberCountPaidOrder counts a buyer's paid order and locks its row for the rest of the
--- transaction (buyer first, then its referrer: locks only go towards ancestors).
-UPDATE members SET paid_orders = paid_orders + 1 WHERE id = @id
-RETURNING upline, paid_orders;
-
--- name: MemberAddConvertedInvitees :one
--- MemberAddConvertedInvitees adds 0 or 1 converted invitee and locks the referrer's row, so the
--- tier and milestone an order sees are counted exactly under concurrency.
-UPDATE members SET converted_invitees = converted_invitees + @add::int WHERE id = @id
-RETURNING converted_invitees;
-
 -- name: MemberInvitedCount :one
 SELECT count(*) FROM members WHERE referrer_id = @id;
+
+-- name: MemberLockBuyers :many
+-- MemberLockBuyers locks the buyers and their referrers, sorted by id, so that transactions that
+-- count orders lock member rows in one fixed order and cannot deadlock on them.
+SELECT id, upline, paid_orders, converted_invitees
+FROM members
+WHERE id = ANY(@ids::text[])
+   OR id IN (SELECT m.upline[1] FROM members m WHERE m.id = ANY(@ids::text[]) AND cardinality(m.upline) > 0)
+ORDER BY id
+FOR NO KEY UPDATE;
+
+-- name: MemberSetCountersMany :exec
+UPDATE members m SET paid_orders = v.paid_orders, converted_invitees = v.converted_invitees
+FROM (SELECT unnest(@ids::text[]) AS id, unnest(@paid_orders::int[]) AS paid_orders,
+             unnest(@converted_invitees::int[]) AS converted_invitees) v
+WHERE m.id = v.id;

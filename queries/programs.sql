@@ -20,3 +20,12 @@ WHERE version = @version;
 SELECT version, effective_at, rules, created_at
 FROM programs
 ORDER BY version DESC;
+
+-- name: ProgramInForceAt :many
+-- ProgramInForceAt returns, once each, the versions in force at any of the instants.
+SELECT p.version, p.effective_at, p.rules
+FROM programs p
+WHERE p.version IN (SELECT (SELECT q.version FROM programs q WHERE q.effective_at <= t.at
+                             ORDER BY q.effective_at DESC, q.version DESC LIMIT 1)
+                    FROM unnest(@ats::timestamptz[]) AS t(at))
+ORDER BY p.effective_at DESC, p.version DESC;

@@ -18,12 +18,12 @@ type eventRequest struct {
 	Data       json.RawMessage `json:"data"`
 }
 
-func (s *server) apply(c echo.Context, req eventRequest) (rebate.EventResult, error) {
+func toEvent(req eventRequest) (rebate.Event, error) {
 	at, err := time.Parse(time.RFC3339Nano, req.OccurredAt)
 	if err != nil {
-		return rebate.EventResult{}, validation("occurred_at must be an RFC 3339 time such as 2026-11-01T08:00:00Z")
+		return rebate.Event{}, validation("occurred_at must be an RFC 3339 time such as 2026-11-01T08:00:00Z")
 	}
-	return s.cfg.Engine.Apply(c.Request().Context(), rebate.Event{ID: req.ID, Type: req.Type, OccurredAt: at, Data: req.Data})
+	return rebate.Event{ID: req.ID, Type: req.Type, OccurredAt: at, Data: req.Data}, nil
 }
 
 func (s *server) postEvent(c echo.Context) error {
@@ -31,7 +31,11 @@ func (s *server) postEvent(c echo.Context) error {
 	if err := decodeStrict(c, &req); err != nil {
 		return err
 	}
-	res, err := s.apply(c, req)
+	ev, err := toEvent(req)
+	if err != nil {
+		return err
+	}
+	res, err := s.cfg.Engine.Apply(c.Request().Context(), ev)
 	if err != nil {
 		return err
 	}
@@ -48,10 +52,8 @@ type batchItem struct {
 	Problem  *Problem            `json:"problem,omitempty"`
 }
 
-// postEventBatch applies the events in order, each in its own transaction exactly as a single POST
-// would be, so one event's error does not stop the others. (One transaction for the whole batch
-// was tried: concurrent batches then hold each other's member rows for the whole batch and
-// deadlock; docs/benchmarks.md.)
+// postEventBatch applies the events in order with the engine's batch (one transaction for all,
+// unless an id repeats), each answered on its own: one event's error does not stop the others.
 func (s *server) postEventBatch(c echo.Context) error {
 	var req struct {
 		Events []json.RawMessage `json:"events"`
@@ -62,26 +64,40 @@ func (s *server) postEventBatch(c echo.Context) error {
 	if len(req.Events) == 0 || len(req.Events) > MaxBatch {
 		return validation("events must hold 1 to 1000 events")
 	}
-	results := make([]batchItem, 0, len(req.Events))
-	for _, raw := range req.Events {
-		var ev eventRequest
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		var res rebate.EventResult
-		err := dec.Decode(&ev)
-		if err != nil {
-			err = validation("malformed event: " + err.Error())
-		} else {
-			res, err = s.apply(c, ev)
-		}
+	results := make([]batchItem, len(req.Events))
+	var evs []rebate.Event
+	var at []int
+	for i, raw := range req.Events {
+		ev, err := decodeEvent(raw)
 		if err != nil {
 			p := toProblem(err, s.cfg.Logger, requestID(c))
-			results = append(results, batchItem{Status: p.Status, Problem: &p})
+			results[i] = batchItem{Status: p.Status, Problem: &p}
 			continue
 		}
-		results = append(results, batchItem{Status: res.StatusCode, Replayed: res.Replayed, Result: &res})
+		evs = append(evs, ev)
+		at = append(at, i)
+	}
+	for k, o := range s.cfg.Engine.ApplyBatch(c.Request().Context(), evs) {
+		if o.Err != nil {
+			p := toProblem(o.Err, s.cfg.Logger, requestID(c))
+			results[at[k]] = batchItem{Status: p.Status, Problem: &p}
+			continue
+		}
+		res := o.Result
+		results[at[k]] = batchItem{Status: res.StatusCode, Replayed: res.Replayed, Result: &res}
 	}
 	return c.JSON(http.StatusOK, struct {
 		Results []batchItem `json:"results"`
 	}{results})
+}
+
+// decodeEvent reads one event of a batch strictly.
+func decodeEvent(raw json.RawMessage) (rebate.Event, error) {
+	var req eventRequest
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return rebate.Event{}, validation("malformed event: " + err.Error())
+	}
+	return toEvent(req)
 }

@@ -70,10 +70,15 @@ func (w *ReleaseWorker) Work(ctx context.Context, job *river.Job[ReleaseArgs]) e
 	return w.Engine.Release(ctx, job.Args.OrderID)
 }
 
-// ReleaseScheduler is the engine's Scheduler: a River job inserted in the engine's transaction.
+// ReleaseScheduler is the engine's Scheduler: River jobs inserted in the engine's transaction, all
+// of a batch's in one InsertManyTx.
 func ReleaseScheduler(rc *river.Client[pgx.Tx]) rebate.Scheduler {
-	return func(ctx context.Context, tx pgx.Tx, orderID string, at time.Time) error {
-		_, err := rc.InsertTx(ctx, tx, ReleaseArgs{OrderID: orderID}, &river.InsertOpts{ScheduledAt: at})
+	return func(ctx context.Context, tx pgx.Tx, releases []rebate.Release) error {
+		params := make([]river.InsertManyParams, len(releases))
+		for i, r := range releases {
+			params[i] = river.InsertManyParams{Args: ReleaseArgs{OrderID: r.OrderID}, InsertOpts: &river.InsertOpts{ScheduledAt: r.At}}
+		}
+		_, err := rc.InsertManyTx(ctx, tx, params)
 		return err
 	}
 }

@@ -90,13 +90,43 @@ func (l *Ledger) Post(ctx context.Context, tx pgx.Tx, req EntryRequest) (Entry, 
 }
 
 // PostMany writes several entries in the caller's transaction with a handful of statements in all:
-// one insert for the entries, one for their postings, one balance update. Either all are written
-// (or replayed) or, on error, the caller's transaction must be rolled back.
+// one insert for the entries and their postings, one balance update. Either all are written (or
+// replayed) or, on error, the caller's transaction must be rolled back.
 func (l *Ledger) PostMany(ctx context.Context, tx pgx.Tx, reqs []EntryRequest) ([]Entry, error) {
+	w := l.NewWriter(tx)
+	out, err := w.Add(ctx, reqs)
+	if err != nil {
+		return nil, err
+	}
+	return out, w.Flush(ctx)
+}
+
+// Writer writes entries in one transaction in several steps (so a later entry can refer to an
+// earlier one's id) and applies all of their balance changes at once in Flush, in one sorted pass:
+// a transaction that writes many entries locks each balance row once, in a fixed order, and cannot
+// deadlock with another that does the same. Nothing is complete until Flush returns nil.
+type Writer struct {
+	l         *Ledger
+	tx        pgx.Tx
+	deltas    map[balanceKey]decimal.Decimal
+	byID      map[int64]*account
+	overdraft map[int64]bool
+	posted    int
+	replayed  int
+}
+
+// NewWriter starts writing entries in tx.
+func (l *Ledger) NewWriter(tx pgx.Tx) *Writer {
+	return &Writer{l: l, tx: tx, deltas: map[balanceKey]decimal.Decimal{}, byID: map[int64]*account{}, overdraft: map[int64]bool{}}
+}
+
+// Add writes the entries and their postings (one statement) and keeps their balance changes for
+// Flush. A replay of a key with the same request returns the original entry with Replayed set.
+func (w *Writer) Add(ctx context.Context, reqs []EntryRequest) ([]Entry, error) {
 	if len(reqs) == 0 {
 		return nil, nil
 	}
-	q := store.New(tx)
+	q := store.New(w.tx)
 	hashes := make([][]byte, len(reqs))
 	metas := make([][]byte, len(reqs))
 	byKey := make(map[string]int, len(reqs))
@@ -118,7 +148,7 @@ func (l *Ledger) PostMany(ctx context.Context, tx pgx.Tx, reqs []EntryRequest) (
 		metas[i] = meta
 		hashes[i] = r.hash(meta)
 	}
-	accounts, err := l.resolveAccounts(ctx, q, reqs)
+	accounts, err := w.l.resolveAccounts(ctx, q, reqs)
 	if err != nil {
 		return nil, err
 	}
@@ -153,14 +183,15 @@ func (l *Ledger) PostMany(ctx context.Context, tx pgx.Tx, reqs []EntryRequest) (
 			RecordedAt: row.RecordedAt, Metadata: metas[i], RefersTo: r.RefersTo}
 	}
 	if len(inserted) < len(reqs) {
-		if err := l.loadReplays(ctx, q, reqs, hashes, written, out); err != nil {
+		if err := w.l.loadReplays(ctx, q, reqs, hashes, written, out); err != nil {
 			return nil, err
 		}
 	}
 
-	deltas := map[balanceKey]decimal.Decimal{}
 	shardOf := map[int64]int16{}
-	overdraft := map[int64]bool{}
+	for _, a := range accounts {
+		w.byID[a.id] = a
+	}
 	for i := range reqs {
 		if !written[i] {
 			continue
@@ -176,7 +207,7 @@ func (l *Ledger) PostMany(ctx context.Context, tx pgx.Tx, reqs []EntryRequest) (
 				// account), and concurrent transactions, on different connections, mostly use
 				// different rows.
 				if a.spec.Shards > 1 {
-					shard = int16(uint32(tx.Conn().PgConn().PID()) % uint32(a.spec.Shards))
+					shard = int16(uint32(w.tx.Conn().PgConn().PID()) % uint32(a.spec.Shards))
 				}
 				shardOf[a.id] = shard
 			}
@@ -185,26 +216,32 @@ func (l *Ledger) PostMany(ctx context.Context, tx pgx.Tx, reqs []EntryRequest) (
 			if (p.Side == Debit) != a.spec.Kind.DebitNormal() {
 				delta = delta.Neg()
 			}
-			deltas[k] = deltas[k].Add(delta)
+			w.deltas[k] = w.deltas[k].Add(delta)
 		}
 		for _, code := range r.AllowOverdraft {
 			for _, a := range accounts {
 				if a.code == code {
-					overdraft[a.id] = true
+					w.overdraft[a.id] = true
 				}
 			}
 		}
 	}
-	if len(inserted) == 0 {
-		metrics.EntriesPosted(true, len(reqs))
-		return out, nil
-	}
-	if err := l.applyDeltas(ctx, q, deltas, accounts, overdraft); err != nil {
-		return nil, err
-	}
-	metrics.EntriesPosted(false, len(inserted))
-	metrics.EntriesPosted(true, len(reqs)-len(inserted))
+	w.posted += len(inserted)
+	w.replayed += len(reqs) - len(inserted)
 	return out, nil
+}
+
+// Flush applies the balance changes of every entry added so far.
+func (w *Writer) Flush(ctx context.Context) error {
+	if len(w.deltas) > 0 {
+		if err := applyDeltas(ctx, store.New(w.tx), w.deltas, w.byID, w.overdraft); err != nil {
+			return err
+		}
+	}
+	metrics.EntriesPosted(false, w.posted)
+	metrics.EntriesPosted(true, w.replayed)
+	w.deltas, w.posted, w.replayed = map[balanceKey]decimal.Decimal{}, 0, 0
+	return nil
 }
 
 type balanceKey struct {
@@ -215,8 +252,8 @@ type balanceKey struct {
 // applyDeltas updates the cached balances, one pipelined UPDATE per row in (account, shard) order,
 // and refuses an overdraft of a member's available balance that the entry did not allow. Accounts
 // that may never go negative are guarded by the database's CHECK as well.
-func (l *Ledger) applyDeltas(ctx context.Context, q *store.Queries, deltas map[balanceKey]decimal.Decimal,
-	accounts map[accountKey]*account, overdraft map[int64]bool) error {
+func applyDeltas(ctx context.Context, q *store.Queries, deltas map[balanceKey]decimal.Decimal,
+	byID map[int64]*account, overdraft map[int64]bool) error {
 	keys := make([]balanceKey, 0, len(deltas))
 	for k := range deltas {
 		keys = append(keys, k)
@@ -227,10 +264,6 @@ func (l *Ledger) applyDeltas(ctx context.Context, q *store.Queries, deltas map[b
 	params := make([]sqlc.BalanceAddParams, len(keys))
 	for i, k := range keys {
 		params[i] = sqlc.BalanceAddParams{Delta: deltas[k], AccountID: k.account, Shard: k.shard}
-	}
-	byID := map[int64]*account{}
-	for _, a := range accounts {
-		byID[a.id] = a
 	}
 	var firstErr error
 	q.BalanceAdd(ctx, params).QueryRow(func(i int, balance decimal.Decimal, err error) {

@@ -288,7 +288,7 @@ func modelBundle(t *testing.T) *testBundle {
 	l := ledger.New(pool)
 	e := rebate.NewEngine(pool, l)
 	// Releases are driven by the test's steps; the River release job has its own tests.
-	e.SetScheduler(func(context.Context, pgx.Tx, string, time.Time) error { return nil })
+	e.SetScheduler(func(context.Context, pgx.Tx, []rebate.Release) error { return nil })
 	b := &testBundle{pool: pool, ledger: l, engine: e}
 	program(t, b, modelRules)
 	return b

@@ -9,13 +9,58 @@ import (
 	"context"
 )
 
-const eventGet = `-- name: EventGet :one
-SELECT id, type, request_hash, status_code, response
-FROM events
-WHERE id = $1
+const eventClaimMany = `-- name: EventClaimMany :many
+INSERT INTO events (id, type, request_hash, status_code, response)
+SELECT unnest($1::text[]), unnest($2::text[]), unnest($3::bytea[]), 0, '{}'
+ON CONFLICT (id) DO NOTHING
+RETURNING id
 `
 
-type EventGetRow struct {
+type EventClaimManyParams struct {
+	Ids           []string
+	Types         []string
+	RequestHashes [][]byte
+}
+
+// EventClaimMany claims event ids; the ids it returns are new. An id being claimed by a concurrent
+// transaction is waited for, so a concurrent duplicate sees the first one's answer.
+func (q *Queries) EventClaimMany(ctx context.Context, arg EventClaimManyParams) ([]string, error) {
+	rows, err := q.db.Query(ctx, eventClaimMany, arg.Ids, arg.Types, arg.RequestHashes)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []string{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const eventForgetMany = `-- name: EventForgetMany :exec
+DELETE FROM events WHERE id = ANY($1::text[])
+`
+
+// EventForgetMany drops the claims of events that were refused, so that they change nothing.
+func (q *Queries) EventForgetMany(ctx context.Context, ids []string) error {
+	_, err := q.db.Exec(ctx, eventForgetMany, ids)
+	return err
+}
+
+const eventListByIDs = `-- name: EventListByIDs :many
+SELECT id, type, request_hash, status_code, response
+FROM events
+WHERE id = ANY($1::text[])
+`
+
+type EventListByIDsRow struct {
 	ID          string
 	Type        string
 	RequestHash []byte
@@ -23,51 +68,46 @@ type EventGetRow struct {
 	Response    []byte
 }
 
-func (q *Queries) EventGet(ctx context.Context, id string) (EventGetRow, error) {
-	row := q.db.QueryRow(ctx, eventGet, id)
-	var i EventGetRow
-	err := row.Scan(
-		&i.ID,
-		&i.Type,
-		&i.RequestHash,
-		&i.StatusCode,
-		&i.Response,
-	)
-	return i, err
+func (q *Queries) EventListByIDs(ctx context.Context, ids []string) ([]EventListByIDsRow, error) {
+	rows, err := q.db.Query(ctx, eventListByIDs, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []EventListByIDsRow{}
+	for rows.Next() {
+		var i EventListByIDsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Type,
+			&i.RequestHash,
+			&i.StatusCode,
+			&i.Response,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
-const eventInsert = `-- name: EventInsert :one
-INSERT INTO events (id, type, request_hash, status_code, response)
-VALUES ($1, $2, $3, 0, '{}')
-ON CONFLICT (id) DO NOTHING
-RETURNING id
+const eventSetResponseMany = `-- name: EventSetResponseMany :exec
+UPDATE events e SET status_code = v.status_code, response = v.response
+FROM (SELECT unnest($1::text[]) AS id, unnest($2::int[]) AS status_code,
+             unnest($3::jsonb[]) AS response) v
+WHERE e.id = v.id
 `
 
-type EventInsertParams struct {
-	ID          string
-	Type        string
-	RequestHash []byte
+type EventSetResponseManyParams struct {
+	Ids         []string
+	StatusCodes []int32
+	Responses   [][]byte
 }
 
-// EventInsert claims an event id; no row when it was claimed before (a replay or a conflict).
-func (q *Queries) EventInsert(ctx context.Context, arg EventInsertParams) (string, error) {
-	row := q.db.QueryRow(ctx, eventInsert, arg.ID, arg.Type, arg.RequestHash)
-	var id string
-	err := row.Scan(&id)
-	return id, err
-}
-
-const eventSetResponse = `-- name: EventSetResponse :exec
-UPDATE events SET status_code = $1, response = $2 WHERE id = $3
-`
-
-type EventSetResponseParams struct {
-	StatusCode int32
-	Response   []byte
-	ID         string
-}
-
-func (q *Queries) EventSetResponse(ctx context.Context, arg EventSetResponseParams) error {
-	_, err := q.db.Exec(ctx, eventSetResponse, arg.StatusCode, arg.Response, arg.ID)
+func (q *Queries) EventSetResponseMany(ctx context.Context, arg EventSetResponseManyParams) error {
+	_, err := q.db.Exec(ctx, eventSetResponseMany, arg.Ids, arg.StatusCodes, arg.Responses)
 	return err
 }

@@ -11,44 +11,6 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-const memberAddConvertedInvitees = `-- name: MemberAddConvertedInvitees :one
-UPDATE members SET converted_invitees = converted_invitees + $1::int WHERE id = $2
-RETURNING converted_invitees
-`
-
-type MemberAddConvertedInviteesParams struct {
-	Add int32
-	ID  string
-}
-
-// MemberAddConvertedInvitees adds 0 or 1 converted invitee and locks the referrer's row, so the
-// tier and milestone an order sees are counted exactly under concurrency.
-func (q *Queries) MemberAddConvertedInvitees(ctx context.Context, arg MemberAddConvertedInviteesParams) (int32, error) {
-	row := q.db.QueryRow(ctx, memberAddConvertedInvitees, arg.Add, arg.ID)
-	var converted_invitees int32
-	err := row.Scan(&converted_invitees)
-	return converted_invitees, err
-}
-
-const memberCountPaidOrder = `-- name: MemberCountPaidOrder :one
-UPDATE members SET paid_orders = paid_orders + 1 WHERE id = $1
-RETURNING upline, paid_orders
-`
-
-type MemberCountPaidOrderRow struct {
-	Upline     []string
-	PaidOrders int32
-}
-
-// MemberCountPaidOrder counts a buyer's paid order and locks its row for the rest of the
-// transaction (buyer first, then its referrer: locks only go towards ancestors).
-func (q *Queries) MemberCountPaidOrder(ctx context.Context, id string) (MemberCountPaidOrderRow, error) {
-	row := q.db.QueryRow(ctx, memberCountPaidOrder, id)
-	var i MemberCountPaidOrderRow
-	err := row.Scan(&i.Upline, &i.PaidOrders)
-	return i, err
-}
-
 const memberGet = `-- name: MemberGet :one
 SELECT id, referral_code, referrer_id, upline, request_hash, paid_orders, converted_invitees, created_at
 FROM members
@@ -165,4 +127,65 @@ func (q *Queries) MemberLock(ctx context.Context, id string) (Member, error) {
 		&i.CreatedAt,
 	)
 	return i, err
+}
+
+const memberLockBuyers = `-- name: MemberLockBuyers :many
+SELECT id, upline, paid_orders, converted_invitees
+FROM members
+WHERE id = ANY($1::text[])
+   OR id IN (SELECT m.upline[1] FROM members m WHERE m.id = ANY($1::text[]) AND cardinality(m.upline) > 0)
+ORDER BY id
+FOR NO KEY UPDATE
+`
+
+type MemberLockBuyersRow struct {
+	ID                string
+	Upline            []string
+	PaidOrders        int32
+	ConvertedInvitees int32
+}
+
+// MemberLockBuyers locks the buyers and their referrers, sorted by id, so that transactions that
+// count orders lock member rows in one fixed order and cannot deadlock on them.
+func (q *Queries) MemberLockBuyers(ctx context.Context, ids []string) ([]MemberLockBuyersRow, error) {
+	rows, err := q.db.Query(ctx, memberLockBuyers, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []MemberLockBuyersRow{}
+	for rows.Next() {
+		var i MemberLockBuyersRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Upline,
+			&i.PaidOrders,
+			&i.ConvertedInvitees,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const memberSetCountersMany = `-- name: MemberSetCountersMany :exec
+UPDATE members m SET paid_orders = v.paid_orders, converted_invitees = v.converted_invitees
+FROM (SELECT unnest($1::text[]) AS id, unnest($2::int[]) AS paid_orders,
+             unnest($3::int[]) AS converted_invitees) v
+WHERE m.id = v.id
+`
+
+type MemberSetCountersManyParams struct {
+	Ids               []string
+	PaidOrders        []int32
+	ConvertedInvitees []int32
+}
+
+func (q *Queries) MemberSetCountersMany(ctx context.Context, arg MemberSetCountersManyParams) error {
+	_, err := q.db.Exec(ctx, memberSetCountersMany, arg.Ids, arg.PaidOrders, arg.ConvertedInvitees)
+	return err
 }

@@ -46,31 +46,37 @@ func (q *Queries) LotEarnedByMember(ctx context.Context, beneficiaryID string) (
 	return items, nil
 }
 
-const lotInsertMany = `-- name: LotInsertMany :exec
-INSERT INTO rebate_lots (order_id, beneficiary_id, leg, currency, amount, program_version, upline)
-SELECT $1::text, unnest($2::text[]), unnest($3::text[]), unnest($4::text[]),
-       unnest($5::numeric[]), $6::bigint, $7::text[]
+const lotInsertManyOrders = `-- name: LotInsertManyOrders :exec
+INSERT INTO rebate_lots (order_id, beneficiary_id, leg, currency, amount, clawed_back, program_version, upline)
+SELECT v.order_id, v.beneficiary_id, v.leg, v.currency, v.amount, v.clawed_back, v.program_version, string_to_array(v.upline, ',')
+FROM (SELECT unnest($1::text[]) AS order_id, unnest($2::text[]) AS beneficiary_id,
+             unnest($3::text[]) AS leg, unnest($4::text[]) AS currency, unnest($5::numeric[]) AS amount,
+             unnest($6::numeric[]) AS clawed_back, unnest($7::bigint[]) AS program_version,
+             unnest($8::text[]) AS upline) v
 `
 
-type LotInsertManyParams struct {
-	OrderID        string
-	BeneficiaryIds []string
-	Legs           []string
-	Currencies     []string
-	Amounts        []decimal.Decimal
-	ProgramVersion int64
-	Upline         []string
+type LotInsertManyOrdersParams struct {
+	OrderIds        []string
+	BeneficiaryIds  []string
+	Legs            []string
+	Currencies      []string
+	Amounts         []decimal.Decimal
+	ClawedBacks     []decimal.Decimal
+	ProgramVersions []int64
+	Uplines         []string
 }
 
-func (q *Queries) LotInsertMany(ctx context.Context, arg LotInsertManyParams) error {
-	_, err := q.db.Exec(ctx, lotInsertMany,
-		arg.OrderID,
+// LotInsertManyOrders records the lots of several orders; uplines are comma-joined.
+func (q *Queries) LotInsertManyOrders(ctx context.Context, arg LotInsertManyOrdersParams) error {
+	_, err := q.db.Exec(ctx, lotInsertManyOrders,
+		arg.OrderIds,
 		arg.BeneficiaryIds,
 		arg.Legs,
 		arg.Currencies,
 		arg.Amounts,
-		arg.ProgramVersion,
-		arg.Upline,
+		arg.ClawedBacks,
+		arg.ProgramVersions,
+		arg.Uplines,
 	)
 	return err
 }
@@ -112,24 +118,63 @@ func (q *Queries) LotListByOrder(ctx context.Context, orderID string) ([]RebateL
 	return items, nil
 }
 
-const lotSetClawedBack = `-- name: LotSetClawedBack :exec
-UPDATE rebate_lots SET clawed_back = $1
-WHERE order_id = $2 AND beneficiary_id = $3 AND leg = $4
+const lotListByOrders = `-- name: LotListByOrders :many
+SELECT order_id, beneficiary_id, leg, currency, amount, clawed_back, released, program_version, upline
+FROM rebate_lots
+WHERE order_id = ANY($1::text[])
+ORDER BY order_id, beneficiary_id, leg
 `
 
-type LotSetClawedBackParams struct {
-	ClawedBack    decimal.Decimal
-	OrderID       string
-	BeneficiaryID string
-	Leg           string
+func (q *Queries) LotListByOrders(ctx context.Context, orderIds []string) ([]RebateLot, error) {
+	rows, err := q.db.Query(ctx, lotListByOrders, orderIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []RebateLot{}
+	for rows.Next() {
+		var i RebateLot
+		if err := rows.Scan(
+			&i.OrderID,
+			&i.BeneficiaryID,
+			&i.Leg,
+			&i.Currency,
+			&i.Amount,
+			&i.ClawedBack,
+			&i.Released,
+			&i.ProgramVersion,
+			&i.Upline,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
-func (q *Queries) LotSetClawedBack(ctx context.Context, arg LotSetClawedBackParams) error {
-	_, err := q.db.Exec(ctx, lotSetClawedBack,
-		arg.ClawedBack,
-		arg.OrderID,
-		arg.BeneficiaryID,
-		arg.Leg,
+const lotSetClawedBackMany = `-- name: LotSetClawedBackMany :exec
+UPDATE rebate_lots l SET clawed_back = v.clawed_back
+FROM (SELECT unnest($1::text[]) AS order_id, unnest($2::text[]) AS beneficiary_id,
+             unnest($3::text[]) AS leg, unnest($4::numeric[]) AS clawed_back) v
+WHERE l.order_id = v.order_id AND l.beneficiary_id = v.beneficiary_id AND l.leg = v.leg
+`
+
+type LotSetClawedBackManyParams struct {
+	OrderIds       []string
+	BeneficiaryIds []string
+	Legs           []string
+	ClawedBacks    []decimal.Decimal
+}
+
+func (q *Queries) LotSetClawedBackMany(ctx context.Context, arg LotSetClawedBackManyParams) error {
+	_, err := q.db.Exec(ctx, lotSetClawedBackMany,
+		arg.OrderIds,
+		arg.BeneficiaryIds,
+		arg.Legs,
+		arg.ClawedBacks,
 	)
 	return err
 }
@@ -153,21 +198,6 @@ func (q *Queries) LotSetReleased(ctx context.Context, arg LotSetReleasedParams) 
 		arg.BeneficiaryID,
 		arg.Leg,
 	)
-	return err
-}
-
-const orderAddRefund = `-- name: OrderAddRefund :exec
-UPDATE orders SET refunded = refunded + $1, excess_refunded = excess_refunded + $2 WHERE order_id = $3
-`
-
-type OrderAddRefundParams struct {
-	Applied decimal.Decimal
-	Excess  decimal.Decimal
-	OrderID string
-}
-
-func (q *Queries) OrderAddRefund(ctx context.Context, arg OrderAddRefundParams) error {
-	_, err := q.db.Exec(ctx, orderAddRefund, arg.Applied, arg.Excess, arg.OrderID)
 	return err
 }
 
@@ -200,36 +230,49 @@ func (q *Queries) OrderGet(ctx context.Context, orderID string) (Order, error) {
 	return i, err
 }
 
-const orderInsert = `-- name: OrderInsert :exec
-INSERT INTO orders (order_id, event_id, member_id, amount, currency, occurred_at, program_version, upline, release_at, accrual_entry_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text[], $9, $10)
+const orderInsertMany = `-- name: OrderInsertMany :exec
+INSERT INTO orders (order_id, event_id, member_id, amount, currency, occurred_at, program_version, upline,
+                    release_at, accrual_entry_id, refunded, excess_refunded)
+SELECT v.order_id, v.event_id, v.member_id, v.amount, v.currency, v.occurred_at, v.program_version,
+       string_to_array(v.upline, ','), v.release_at, nullif(v.accrual_entry_id, 0), v.refunded, v.excess_refunded
+FROM (SELECT unnest($1::text[]) AS order_id, unnest($2::text[]) AS event_id,
+             unnest($3::text[]) AS member_id, unnest($4::numeric[]) AS amount,
+             unnest($5::text[]) AS currency, unnest($6::timestamptz[]) AS occurred_at,
+             unnest($7::bigint[]) AS program_version, unnest($8::text[]) AS upline,
+             unnest($9::timestamptz[]) AS release_at, unnest($10::bigint[]) AS accrual_entry_id,
+             unnest($11::numeric[]) AS refunded, unnest($12::numeric[]) AS excess_refunded) v
 `
 
-type OrderInsertParams struct {
-	OrderID        string
-	EventID        string
-	MemberID       string
-	Amount         decimal.Decimal
-	Currency       string
-	OccurredAt     time.Time
-	ProgramVersion int64
-	Upline         []string
-	ReleaseAt      time.Time
-	AccrualEntryID *int64
+type OrderInsertManyParams struct {
+	OrderIds        []string
+	EventIds        []string
+	MemberIds       []string
+	Amounts         []decimal.Decimal
+	Currencies      []string
+	OccurredAts     []time.Time
+	ProgramVersions []int64
+	Uplines         []string
+	ReleaseAts      []time.Time
+	AccrualEntryIds []int64
+	Refundeds       []decimal.Decimal
+	ExcessRefundeds []decimal.Decimal
 }
 
-func (q *Queries) OrderInsert(ctx context.Context, arg OrderInsertParams) error {
-	_, err := q.db.Exec(ctx, orderInsert,
-		arg.OrderID,
-		arg.EventID,
-		arg.MemberID,
-		arg.Amount,
-		arg.Currency,
-		arg.OccurredAt,
-		arg.ProgramVersion,
-		arg.Upline,
-		arg.ReleaseAt,
-		arg.AccrualEntryID,
+// OrderInsertMany records new orders; uplines are comma-joined (member ids never hold a comma).
+func (q *Queries) OrderInsertMany(ctx context.Context, arg OrderInsertManyParams) error {
+	_, err := q.db.Exec(ctx, orderInsertMany,
+		arg.OrderIds,
+		arg.EventIds,
+		arg.MemberIds,
+		arg.Amounts,
+		arg.Currencies,
+		arg.OccurredAts,
+		arg.ProgramVersions,
+		arg.Uplines,
+		arg.ReleaseAts,
+		arg.AccrualEntryIds,
+		arg.Refundeds,
+		arg.ExcessRefundeds,
 	)
 	return err
 }
@@ -264,6 +307,51 @@ func (q *Queries) OrderLock(ctx context.Context, orderID string) (Order, error) 
 	return i, err
 }
 
+const orderLockMany = `-- name: OrderLockMany :many
+SELECT order_id, event_id, member_id, amount, currency, occurred_at, program_version, upline,
+       accrual_entry_id, release_at, released_at, release_entry_id, refunded, excess_refunded
+FROM orders
+WHERE order_id = ANY($1::text[])
+ORDER BY order_id
+FOR NO KEY UPDATE
+`
+
+// OrderLockMany locks the orders that exist among the ids, sorted by id (the fixed lock order).
+func (q *Queries) OrderLockMany(ctx context.Context, orderIds []string) ([]Order, error) {
+	rows, err := q.db.Query(ctx, orderLockMany, orderIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Order{}
+	for rows.Next() {
+		var i Order
+		if err := rows.Scan(
+			&i.OrderID,
+			&i.EventID,
+			&i.MemberID,
+			&i.Amount,
+			&i.Currency,
+			&i.OccurredAt,
+			&i.ProgramVersion,
+			&i.Upline,
+			&i.AccrualEntryID,
+			&i.ReleaseAt,
+			&i.ReleasedAt,
+			&i.ReleaseEntryID,
+			&i.Refunded,
+			&i.ExcessRefunded,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const orderPaidExistsForMember = `-- name: OrderPaidExistsForMember :one
 SELECT EXISTS (SELECT 1 FROM orders WHERE member_id = $1) AS paid
 `
@@ -273,6 +361,24 @@ func (q *Queries) OrderPaidExistsForMember(ctx context.Context, memberID string)
 	var paid bool
 	err := row.Scan(&paid)
 	return paid, err
+}
+
+const orderSetRefundedMany = `-- name: OrderSetRefundedMany :exec
+UPDATE orders o SET refunded = v.refunded, excess_refunded = v.excess_refunded
+FROM (SELECT unnest($1::text[]) AS order_id, unnest($2::numeric[]) AS refunded,
+             unnest($3::numeric[]) AS excess_refunded) v
+WHERE o.order_id = v.order_id
+`
+
+type OrderSetRefundedManyParams struct {
+	OrderIds        []string
+	Refundeds       []decimal.Decimal
+	ExcessRefundeds []decimal.Decimal
+}
+
+func (q *Queries) OrderSetRefundedMany(ctx context.Context, arg OrderSetRefundedManyParams) error {
+	_, err := q.db.Exec(ctx, orderSetRefundedMany, arg.OrderIds, arg.Refundeds, arg.ExcessRefundeds)
+	return err
 }
 
 const orderSetReleased = `-- name: OrderSetReleased :exec
@@ -290,92 +396,88 @@ func (q *Queries) OrderSetReleased(ctx context.Context, arg OrderSetReleasedPara
 	return err
 }
 
-const refundGet = `-- name: RefundGet :one
-SELECT refund_id, event_id, order_id, amount, seq, status, entry_id
-FROM refunds
-WHERE refund_id = $1
+const refundInsertMany = `-- name: RefundInsertMany :exec
+INSERT INTO refunds (refund_id, event_id, order_id, amount, status, entry_id)
+SELECT v.refund_id, v.event_id, v.order_id, v.amount, v.status, nullif(v.entry_id, 0)
+FROM (SELECT unnest($1::text[]) AS refund_id, unnest($2::text[]) AS event_id,
+             unnest($3::text[]) AS order_id, unnest($4::numeric[]) AS amount,
+             unnest($5::text[]) AS status, unnest($6::bigint[]) AS entry_id,
+             generate_subscripts($1::text[], 1) AS ord) v
+ORDER BY v.ord
 `
 
-type RefundGetRow struct {
-	RefundID string
-	EventID  string
-	OrderID  string
-	Amount   decimal.Decimal
-	Seq      *int64
-	Status   string
-	EntryID  *int64
+type RefundInsertManyParams struct {
+	RefundIds []string
+	EventIds  []string
+	OrderIds  []string
+	Amounts   []decimal.Decimal
+	Statuses  []string
+	EntryIds  []int64
 }
 
-func (q *Queries) RefundGet(ctx context.Context, refundID string) (RefundGetRow, error) {
-	row := q.db.QueryRow(ctx, refundGet, refundID)
-	var i RefundGetRow
-	err := row.Scan(
-		&i.RefundID,
-		&i.EventID,
-		&i.OrderID,
-		&i.Amount,
-		&i.Seq,
-		&i.Status,
-		&i.EntryID,
+// RefundInsertMany records refunds in arrival order (seq follows the array order).
+func (q *Queries) RefundInsertMany(ctx context.Context, arg RefundInsertManyParams) error {
+	_, err := q.db.Exec(ctx, refundInsertMany,
+		arg.RefundIds,
+		arg.EventIds,
+		arg.OrderIds,
+		arg.Amounts,
+		arg.Statuses,
+		arg.EntryIds,
 	)
-	return i, err
+	return err
 }
 
-const refundInsert = `-- name: RefundInsert :one
-INSERT INTO refunds (refund_id, event_id, order_id, amount, status)
-VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (refund_id) DO NOTHING
-RETURNING seq
+const refundListIDs = `-- name: RefundListIDs :many
+SELECT refund_id FROM refunds WHERE refund_id = ANY($1::text[])
 `
 
-type RefundInsertParams struct {
-	RefundID string
-	EventID  string
-	OrderID  string
-	Amount   decimal.Decimal
-	Status   string
-}
-
-// RefundInsert claims a refund id; no row when it exists.
-func (q *Queries) RefundInsert(ctx context.Context, arg RefundInsertParams) (*int64, error) {
-	row := q.db.QueryRow(ctx, refundInsert,
-		arg.RefundID,
-		arg.EventID,
-		arg.OrderID,
-		arg.Amount,
-		arg.Status,
-	)
-	var seq *int64
-	err := row.Scan(&seq)
-	return seq, err
-}
-
-const refundListParked = `-- name: RefundListParked :many
-SELECT refund_id, event_id, order_id, amount, seq, status, entry_id
-FROM refunds
-WHERE order_id = $1 AND status = 'parked'
-ORDER BY seq
-`
-
-type RefundListParkedRow struct {
-	RefundID string
-	EventID  string
-	OrderID  string
-	Amount   decimal.Decimal
-	Seq      *int64
-	Status   string
-	EntryID  *int64
-}
-
-func (q *Queries) RefundListParked(ctx context.Context, orderID string) ([]RefundListParkedRow, error) {
-	rows, err := q.db.Query(ctx, refundListParked, orderID)
+func (q *Queries) RefundListIDs(ctx context.Context, refundIds []string) ([]string, error) {
+	rows, err := q.db.Query(ctx, refundListIDs, refundIds)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []RefundListParkedRow{}
+	items := []string{}
 	for rows.Next() {
-		var i RefundListParkedRow
+		var refund_id string
+		if err := rows.Scan(&refund_id); err != nil {
+			return nil, err
+		}
+		items = append(items, refund_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const refundListParkedByOrders = `-- name: RefundListParkedByOrders :many
+SELECT refund_id, event_id, order_id, amount, seq, status, entry_id
+FROM refunds
+WHERE order_id = ANY($1::text[]) AND status = 'parked'
+ORDER BY seq
+`
+
+type RefundListParkedByOrdersRow struct {
+	RefundID string
+	EventID  string
+	OrderID  string
+	Amount   decimal.Decimal
+	Seq      *int64
+	Status   string
+	EntryID  *int64
+}
+
+func (q *Queries) RefundListParkedByOrders(ctx context.Context, orderIds []string) ([]RefundListParkedByOrdersRow, error) {
+	rows, err := q.db.Query(ctx, refundListParkedByOrders, orderIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []RefundListParkedByOrdersRow{}
+	for rows.Next() {
+		var i RefundListParkedByOrdersRow
 		if err := rows.Scan(
 			&i.RefundID,
 			&i.EventID,
@@ -395,16 +497,18 @@ func (q *Queries) RefundListParked(ctx context.Context, orderID string) ([]Refun
 	return items, nil
 }
 
-const refundSetApplied = `-- name: RefundSetApplied :exec
-UPDATE refunds SET status = 'applied', entry_id = $1 WHERE refund_id = $2
+const refundSetAppliedMany = `-- name: RefundSetAppliedMany :exec
+UPDATE refunds r SET status = 'applied', entry_id = nullif(v.entry_id, 0)
+FROM (SELECT unnest($1::text[]) AS refund_id, unnest($2::bigint[]) AS entry_id) v
+WHERE r.refund_id = v.refund_id
 `
 
-type RefundSetAppliedParams struct {
-	EntryID  *int64
-	RefundID string
+type RefundSetAppliedManyParams struct {
+	RefundIds []string
+	EntryIds  []int64
 }
 
-func (q *Queries) RefundSetApplied(ctx context.Context, arg RefundSetAppliedParams) error {
-	_, err := q.db.Exec(ctx, refundSetApplied, arg.EntryID, arg.RefundID)
+func (q *Queries) RefundSetAppliedMany(ctx context.Context, arg RefundSetAppliedManyParams) error {
+	_, err := q.db.Exec(ctx, refundSetAppliedMany, arg.RefundIds, arg.EntryIds)
 	return err
 }

@@ -50,6 +50,42 @@ func (q *Queries) ProgramGet(ctx context.Context, version int64) (Program, error
 	return i, err
 }
 
+const programInForceAt = `-- name: ProgramInForceAt :many
+SELECT p.version, p.effective_at, p.rules
+FROM programs p
+WHERE p.version IN (SELECT (SELECT q.version FROM programs q WHERE q.effective_at <= t.at
+                             ORDER BY q.effective_at DESC, q.version DESC LIMIT 1)
+                    FROM unnest($1::timestamptz[]) AS t(at))
+ORDER BY p.effective_at DESC, p.version DESC
+`
+
+type ProgramInForceAtRow struct {
+	Version     int64
+	EffectiveAt time.Time
+	Rules       []byte
+}
+
+// ProgramInForceAt returns, once each, the versions in force at any of the instants.
+func (q *Queries) ProgramInForceAt(ctx context.Context, ats []time.Time) ([]ProgramInForceAtRow, error) {
+	rows, err := q.db.Query(ctx, programInForceAt, ats)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ProgramInForceAtRow{}
+	for rows.Next() {
+		var i ProgramInForceAtRow
+		if err := rows.Scan(&i.Version, &i.EffectiveAt, &i.Rules); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const programInsert = `-- name: ProgramInsert :one
 INSERT INTO programs (effective_at, rules)
 VALUES ($1, $2)
