@@ -52,3 +52,19 @@ SELECT a.id, a.code, a.currency, a.kind, a.allow_negative,
                    FROM postings p WHERE p.account_id = a.id), 0)::numeric AS debit_minus_credit
 FROM accounts a
 ORDER BY a.id;
+
+-- name: BalanceLockMany :exec
+-- BalanceLockMany locks balance rows in (account_id, shard) order, the fixed order every writer
+-- uses, before BalanceAddMany updates them all in one statement (whose join order is the planner's).
+SELECT 1
+FROM account_balances
+WHERE (account_id, shard) IN (SELECT unnest(@account_ids::bigint[]), unnest(@shards::smallint[]))
+ORDER BY account_id, shard
+FOR NO KEY UPDATE;
+
+-- name: BalanceAddMany :many
+UPDATE account_balances b SET balance = b.balance + v.delta
+FROM (SELECT unnest(@account_ids::bigint[]) AS account_id, unnest(@shards::smallint[]) AS shard,
+             unnest(@deltas::numeric[]) AS delta) v
+WHERE b.account_id = v.account_id AND b.shard = v.shard
+RETURNING b.account_id, b.shard, b.balance;

@@ -249,9 +249,13 @@ type balanceKey struct {
 	shard   int16
 }
 
-// applyDeltas updates the cached balances, one pipelined UPDATE per row in (account, shard) order,
-// and refuses an overdraft of a member's available balance that the entry did not allow. Accounts
-// that may never go negative are guarded by the database's CHECK as well.
+// pipelineRows is the most balance rows applyDeltas updates one statement each (in one pipelined
+// round trip); more are locked in order and updated with one statement.
+const pipelineRows = 16
+
+// applyDeltas updates the cached balances in (account, shard) order, and refuses an overdraft of a
+// member's available balance that the entries did not allow. Accounts that may never go negative
+// are guarded by the database's CHECK as well.
 func applyDeltas(ctx context.Context, q *store.Queries, deltas map[balanceKey]decimal.Decimal,
 	byID map[int64]*account, overdraft map[int64]bool) error {
 	keys := make([]balanceKey, 0, len(deltas))
@@ -261,31 +265,62 @@ func applyDeltas(ctx context.Context, q *store.Queries, deltas map[balanceKey]de
 	slices.SortFunc(keys, func(a, b balanceKey) int {
 		return cmp.Or(cmp.Compare(a.account, b.account), cmp.Compare(a.shard, b.shard))
 	})
-	params := make([]sqlc.BalanceAddParams, len(keys))
-	for i, k := range keys {
-		params[i] = sqlc.BalanceAddParams{Delta: deltas[k], AccountID: k.account, Shard: k.shard}
-	}
-	var firstErr error
-	q.BalanceAdd(ctx, params).QueryRow(func(i int, balance decimal.Decimal, err error) {
-		if firstErr != nil {
-			return
-		}
-		k := keys[i]
+	check := func(k balanceKey, balance decimal.Decimal, err error) error {
 		a := byID[k.account]
 		switch {
 		case err != nil:
 			err = store.InterpretError(err)
 			if errors.Is(err, store.ErrNegativeBalance) {
-				firstErr = fmt.Errorf("%w: %s %s: %w", ErrInsufficientFunds, a.code, a.cur, err)
-			} else {
-				firstErr = fmt.Errorf("update balance of %s: %w", a.code, err)
+				return fmt.Errorf("%w: %s %s: %w", ErrInsufficientFunds, a.code, a.cur, err)
 			}
+			return fmt.Errorf("update balance of %s: %w", a.code, err)
 		case a.spec.Shards > 1 || !balance.IsNegative() || overdraft[a.id] || !deltas[k].IsNegative():
+			return nil
 		default:
-			firstErr = fmt.Errorf("%w: %s %s would be %s", ErrInsufficientFunds, a.code, a.cur, balance.StringFixed(a.cur.Scale()))
+			return fmt.Errorf("%w: %s %s would be %s", ErrInsufficientFunds, a.code, a.cur, balance.StringFixed(a.cur.Scale()))
 		}
-	})
-	return firstErr
+	}
+	if len(keys) <= pipelineRows {
+		params := make([]sqlc.BalanceAddParams, len(keys))
+		for i, k := range keys {
+			params[i] = sqlc.BalanceAddParams{Delta: deltas[k], AccountID: k.account, Shard: k.shard}
+		}
+		var firstErr error
+		q.BalanceAdd(ctx, params).QueryRow(func(i int, balance decimal.Decimal, err error) {
+			if firstErr == nil {
+				firstErr = check(keys[i], balance, err)
+			}
+		})
+		return firstErr
+	}
+	var lock sqlc.BalanceLockManyParams
+	add := sqlc.BalanceAddManyParams{}
+	for _, k := range keys {
+		lock.AccountIds = append(lock.AccountIds, k.account)
+		lock.Shards = append(lock.Shards, k.shard)
+		add.Deltas = append(add.Deltas, deltas[k])
+	}
+	add.AccountIds, add.Shards = lock.AccountIds, lock.Shards
+	if err := q.BalanceLockMany(ctx, lock); err != nil {
+		return fmt.Errorf("lock balances: %w", store.InterpretError(err))
+	}
+	rows, err := q.BalanceAddMany(ctx, add)
+	if err != nil {
+		err = store.InterpretError(err)
+		if errors.Is(err, store.ErrNegativeBalance) {
+			return fmt.Errorf("%w: %w", ErrInsufficientFunds, err)
+		}
+		return fmt.Errorf("update balances: %w", err)
+	}
+	if len(rows) != len(keys) {
+		return fmt.Errorf("update balances: %d of %d balance rows found", len(rows), len(keys))
+	}
+	for _, row := range rows {
+		if err := check(balanceKey{row.AccountID, row.Shard}, row.Balance, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // resolveAccounts finds or creates every account the requests name: cached ones cost nothing,

@@ -277,6 +277,44 @@ func TestEngineMatchesReferenceModel(t *testing.T) {
 		}
 		require.Equal(rt, got, engineBalances(t, fresh, members))
 		require.Equal(rt, journal(t, b), journal(t, fresh))
+
+		// And again with the events sent in batches of random sizes (a release ends a batch): the
+		// same balances and the same entries (a batch numbers a refund of an order paid in the same
+		// batch after the batch's other entries, so entries are compared by key).
+		batched := modelBundle(t)
+		defer batched.pool.Close()
+		for _, id := range members {
+			reg := rebate.Registration{ID: id}
+			if up := m.upline[id]; len(up) > 0 {
+				reg.ReferrerID = up[0]
+			}
+			_, _, err := batched.engine.Register(ctx, reg)
+			require.NoError(rt, err)
+		}
+		var pending []rebate.Event
+		send := func() {
+			for i, o := range batched.engine.ApplyBatch(ctx, pending) {
+				if o.Err != nil && !errors.Is(o.Err, rebate.ErrRefundExceedsOrder) {
+					rt.Fatalf("batch event %s: %v", pending[i].ID, o.Err)
+				}
+			}
+			pending = nil
+		}
+		for _, s := range log {
+			if s.kind == "release" {
+				send()
+				require.NoError(rt, apply(ctx, batched, s, nil, false))
+				continue
+			}
+			pending = append(pending, s.event)
+			if rapid.IntRange(0, 3).Draw(rt, "cut") == 0 {
+				send()
+			}
+		}
+		send()
+		require.Equal(rt, got, engineBalances(t, batched, members))
+		require.ElementsMatch(rt, journal(t, b), journal(t, batched))
+		verifyClean(t, batched)
 	})
 }
 

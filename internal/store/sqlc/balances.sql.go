@@ -12,6 +12,46 @@ import (
 	"github.com/shopspring/decimal"
 )
 
+const balanceAddMany = `-- name: BalanceAddMany :many
+UPDATE account_balances b SET balance = b.balance + v.delta
+FROM (SELECT unnest($1::bigint[]) AS account_id, unnest($2::smallint[]) AS shard,
+             unnest($3::numeric[]) AS delta) v
+WHERE b.account_id = v.account_id AND b.shard = v.shard
+RETURNING b.account_id, b.shard, b.balance
+`
+
+type BalanceAddManyParams struct {
+	AccountIds []int64
+	Shards     []int16
+	Deltas     []decimal.Decimal
+}
+
+type BalanceAddManyRow struct {
+	AccountID int64
+	Shard     int16
+	Balance   decimal.Decimal
+}
+
+func (q *Queries) BalanceAddMany(ctx context.Context, arg BalanceAddManyParams) ([]BalanceAddManyRow, error) {
+	rows, err := q.db.Query(ctx, balanceAddMany, arg.AccountIds, arg.Shards, arg.Deltas)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []BalanceAddManyRow{}
+	for rows.Next() {
+		var i BalanceAddManyRow
+		if err := rows.Scan(&i.AccountID, &i.Shard, &i.Balance); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const balanceAsOf = `-- name: BalanceAsOf :one
 SELECT coalesce(sum(CASE WHEN p.side = 'debit' THEN p.amount ELSE -p.amount END), 0)::numeric AS debit_minus_credit
 FROM postings p
@@ -43,6 +83,26 @@ func (q *Queries) BalanceCurrent(ctx context.Context, accountID int64) (decimal.
 	var balance decimal.Decimal
 	err := row.Scan(&balance)
 	return balance, err
+}
+
+const balanceLockMany = `-- name: BalanceLockMany :exec
+SELECT 1
+FROM account_balances
+WHERE (account_id, shard) IN (SELECT unnest($1::bigint[]), unnest($2::smallint[]))
+ORDER BY account_id, shard
+FOR NO KEY UPDATE
+`
+
+type BalanceLockManyParams struct {
+	AccountIds []int64
+	Shards     []int16
+}
+
+// BalanceLockMany locks balance rows in (account_id, shard) order, the fixed order every writer
+// uses, before BalanceAddMany updates them all in one statement (whose join order is the planner's).
+func (q *Queries) BalanceLockMany(ctx context.Context, arg BalanceLockManyParams) error {
+	_, err := q.db.Exec(ctx, balanceLockMany, arg.AccountIds, arg.Shards)
+	return err
 }
 
 const balanceShardsInsert = `-- name: BalanceShardsInsert :exec
