@@ -31,8 +31,8 @@ SELECT count(*) FROM members WHERE referrer_id = @id;
 -- count orders lock member rows in one fixed order and cannot deadlock on them.
 SELECT id, upline, paid_orders, converted_invitees
 FROM members
-WHERE id = ANY(@ids::text[])
-   OR id IN (SELECT m.upline[1] FROM members m WHERE m.id = ANY(@ids::text[]) AND cardinality(m.upline) > 0)
+WHERE id = ANY(array_cat(@ids::text[],
+                         ARRAY(SELECT m.upline[1] FROM members m WHERE m.id = ANY(@ids::text[]) AND cardinality(m.upline) > 0)))
 ORDER BY id
 FOR NO KEY UPDATE;
 

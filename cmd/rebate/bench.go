@@ -59,18 +59,11 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	var res benchResult
 	ceiling, err := bracketed(ctx, *skipCeiling, *dbURL, *concurrency, *duration, stderr, func() error {
-		if *cpuProfile != "" {
-			f, err := os.Create(*cpuProfile)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			if err := pprof.StartCPUProfile(f); err != nil {
-				return err
-			}
-			defer pprof.StopCPUProfile()
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
 		}
-		var err error
+		defer stop()
 		res, err = benchLedger(ctx, pool, *duration, *concurrency, *batch, *members, stderr)
 		return err
 	})
@@ -345,4 +338,20 @@ func findPgbench() (string, error) {
 		return "/usr/bin/pgbench", nil
 	}
 	return "", errors.New("pgbench not found: install the postgresql-contrib or postgresql package, or pass --skip-ceiling")
+}
+
+// startCPUProfile writes a Go CPU profile to path until stop is called ("" profiles nothing).
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

@@ -40,6 +40,7 @@ func benchEventsCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	url := fs.String("url", "", "a running server to send to (its database must hold the forest); default: start one here")
 	key := fs.String("key", "", "a shop key for --url")
 	skipCeiling := fs.Bool("skip-ceiling", false, "do not run pgbench")
+	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the posting phase to this file")
 	pool, err := benchDatabase(ctx, fs, dbURL, args, concurrency, func() error {
 		if *batch < 1 || *batch > httpapi.MaxBatch || *concurrency < 1 || *members < 10 {
 			return errors.New("--batch must be 1 to 1000, --concurrency at least 1, --members at least 10")
@@ -79,7 +80,11 @@ func benchEventsCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	var res eventsResult
 	ceiling, err := bracketed(ctx, *skipCeiling, *dbURL, *concurrency, *duration, stderr, func() error {
-		var err error
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
 		res, err = benchEvents(ctx, *url, *key, *duration, *concurrency, *batch, *members, stderr)
 		return err
 	})

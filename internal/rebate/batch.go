@@ -201,9 +201,13 @@ func (b *batch) run(ctx context.Context, parsed []parsedEvent, idx []int, out []
 		}
 		work[i] = w
 	}
-	if err := b.write(ctx); err != nil {
+	jw := b.e.ledger.NewWriter(b.tx)
+	if err := b.writeEntries(ctx, jw); err != nil {
 		return err
 	}
+	// The rest goes in one round trip: the rows of every table, the answers, the refused claims.
+	pl := store.NewPipeline(b.tx)
+	q := pl.Queries()
 	resp := sqlc.EventSetResponseManyParams{}
 	for _, i := range live {
 		w, ok := work[i]
@@ -219,17 +223,34 @@ func (b *batch) run(ctx context.Context, parsed []parsedEvent, idx []int, out []
 		resp.Responses = append(resp.Responses, body)
 		out[i].Result = w.res
 	}
+	b.queueOrders(ctx, q)
+	b.queueRefunds(ctx, q)
+	b.queueMembers(ctx, q)
 	if len(resp.Ids) > 0 {
-		if err := b.q.EventSetResponseMany(ctx, resp); err != nil {
-			return fmt.Errorf("store answers: %w", err)
-		}
+		_ = q.EventSetResponseMany(ctx, resp)
 	}
 	if len(refused) > 0 {
-		if err := b.q.EventForgetMany(ctx, refused); err != nil {
-			return fmt.Errorf("forget refused events: %w", err)
+		_ = q.EventForgetMany(ctx, refused)
+	}
+	if err := pl.Send(ctx); err != nil {
+		return raceOr(fmt.Errorf("record the batch: %w", err))
+	}
+	for _, pc := range b.pointClaws {
+		if _, err := b.q.PointsLotClaw(ctx, pc); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("claw points lot: %w", err)
 		}
 	}
-	return nil
+	if len(b.releases) > 0 {
+		if b.e.schedule == nil {
+			return errors.New("rebate engine has no release scheduler")
+		}
+		if err := b.e.schedule(ctx, b.tx, b.releases); err != nil {
+			return fmt.Errorf("schedule releases: %w", err)
+		}
+	}
+	// Balances last: the rows of popular referrers' accounts are the most contended locks a batch
+	// takes, so they are held only for this statement and the commit.
+	return jw.Flush(ctx)
 }
 
 // claim records the events' ids; an id recorded before answers its stored response (same body) or
@@ -342,17 +363,6 @@ func (b *batch) load(ctx context.Context, parsed []parsedEvent, live []int) erro
 		}
 	}
 
-	b.members = map[string]*memberState{}
-	if len(buyers) > 0 {
-		ms, err := b.q.MemberLockBuyers(ctx, buyers)
-		if err != nil {
-			return fmt.Errorf("lock members: %w", err)
-		}
-		for _, m := range ms {
-			b.members[m.ID] = &memberState{id: m.ID, upline: m.Upline, paid: m.PaidOrders, converted: m.ConvertedInvitees}
-		}
-	}
-
 	b.parked = map[string][]*refundState{}
 	if len(paidOrders) > 0 {
 		prs, err := b.q.RefundListParkedByOrders(ctx, paidOrders)
@@ -375,6 +385,18 @@ func (b *batch) load(ctx context.Context, parsed []parsedEvent, live []int) erro
 			b.refunds[id] = true
 		}
 	}
+	// Members last: a popular referrer's row is contended, so it is locked as late as possible.
+	b.members = map[string]*memberState{}
+	if len(buyers) > 0 {
+		ms, err := b.q.MemberLockBuyers(ctx, buyers)
+		if err != nil {
+			return fmt.Errorf("lock members: %w", err)
+		}
+		for _, m := range ms {
+			b.members[m.ID] = &memberState{id: m.ID, upline: m.Upline, paid: m.PaidOrders, converted: m.ConvertedInvitees}
+		}
+	}
+
 	return nil
 }
 
@@ -670,11 +692,9 @@ func (b *batch) applyRefund(o *orderState, r *refundState, amt money.Amount, at 
 	return r.entry, nil
 }
 
-// write sends everything the batch's events did: the journal entries (those that refer to an
-// accrual of this batch in a second step, once its id is known), their balances in one sorted pass,
-// then one statement per table.
-func (b *batch) write(ctx context.Context) error {
-	jw := b.e.ledger.NewWriter(b.tx)
+// writeEntries writes the batch's journal entries (those that refer to an accrual of this batch in
+// a second step, once its id is known); their balances wait for the writer's Flush.
+func (b *batch) writeEntries(ctx context.Context, jw *ledger.Writer) error {
 	var first, second []*pendingEntry
 	for _, pe := range b.entries {
 		if pe.refersTo != nil {
@@ -709,31 +729,6 @@ func (b *batch) write(ctx context.Context) error {
 			step[i].id = en.ID
 		}
 	}
-	if err := jw.Flush(ctx); err != nil {
-		return err
-	}
-	if err := b.writeOrders(ctx); err != nil {
-		return raceOr(err)
-	}
-	if err := b.writeRefunds(ctx); err != nil {
-		return raceOr(err)
-	}
-	if err := b.writeMembers(ctx); err != nil {
-		return err
-	}
-	for _, pc := range b.pointClaws {
-		if _, err := b.q.PointsLotClaw(ctx, pc); err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("claw points lot: %w", err)
-		}
-	}
-	if len(b.releases) > 0 {
-		if b.e.schedule == nil {
-			return errors.New("rebate engine has no release scheduler")
-		}
-		if err := b.e.schedule(ctx, b.tx, b.releases); err != nil {
-			return fmt.Errorf("schedule releases: %w", err)
-		}
-	}
 	return nil
 }
 
@@ -747,7 +742,7 @@ func raceOr(err error) error {
 	return err
 }
 
-func (b *batch) writeOrders(ctx context.Context) error {
+func (b *batch) queueOrders(ctx context.Context, q *store.Queries) {
 	var no sqlc.OrderInsertManyParams
 	var nl sqlc.LotInsertManyOrdersParams
 	var uo sqlc.OrderSetRefundedManyParams
@@ -796,26 +791,17 @@ func (b *batch) writeOrders(ctx context.Context) error {
 		}
 	}
 	if len(no.OrderIds) > 0 {
-		if err := b.q.OrderInsertMany(ctx, no); err != nil {
-			return fmt.Errorf("record orders: %w", err)
-		}
+		_ = q.OrderInsertMany(ctx, no)
 	}
 	if len(nl.OrderIds) > 0 {
-		if err := b.q.LotInsertManyOrders(ctx, nl); err != nil {
-			return fmt.Errorf("record lots: %w", err)
-		}
+		_ = q.LotInsertManyOrders(ctx, nl)
 	}
 	if len(uo.OrderIds) > 0 {
-		if err := b.q.OrderSetRefundedMany(ctx, uo); err != nil {
-			return fmt.Errorf("update refunded orders: %w", err)
-		}
+		_ = q.OrderSetRefundedMany(ctx, uo)
 	}
 	if len(ul.OrderIds) > 0 {
-		if err := b.q.LotSetClawedBackMany(ctx, ul); err != nil {
-			return fmt.Errorf("update clawed-back lots: %w", err)
-		}
+		_ = q.LotSetClawedBackMany(ctx, ul)
 	}
-	return nil
 }
 
 func entryID(pe *pendingEntry) int64 {
@@ -825,7 +811,7 @@ func entryID(pe *pendingEntry) int64 {
 	return pe.id
 }
 
-func (b *batch) writeRefunds(ctx context.Context) error {
+func (b *batch) queueRefunds(ctx context.Context, q *store.Queries) {
 	var nr sqlc.RefundInsertManyParams
 	for _, r := range b.newRefunds {
 		nr.RefundIds = append(nr.RefundIds, r.id)
@@ -836,9 +822,7 @@ func (b *batch) writeRefunds(ctx context.Context) error {
 		nr.EntryIds = append(nr.EntryIds, entryID(r.entry))
 	}
 	if len(nr.RefundIds) > 0 {
-		if err := b.q.RefundInsertMany(ctx, nr); err != nil {
-			return fmt.Errorf("record refunds: %w", err)
-		}
+		_ = q.RefundInsertMany(ctx, nr)
 	}
 	var ur sqlc.RefundSetAppliedManyParams
 	for _, r := range b.applied {
@@ -846,14 +830,11 @@ func (b *batch) writeRefunds(ctx context.Context) error {
 		ur.EntryIds = append(ur.EntryIds, entryID(r.entry))
 	}
 	if len(ur.RefundIds) > 0 {
-		if err := b.q.RefundSetAppliedMany(ctx, ur); err != nil {
-			return fmt.Errorf("apply parked refunds: %w", err)
-		}
+		_ = q.RefundSetAppliedMany(ctx, ur)
 	}
-	return nil
 }
 
-func (b *batch) writeMembers(ctx context.Context) error {
+func (b *batch) queueMembers(ctx context.Context, q *store.Queries) {
 	var p sqlc.MemberSetCountersManyParams
 	for _, m := range b.members {
 		if m.dirty {
@@ -862,11 +843,7 @@ func (b *batch) writeMembers(ctx context.Context) error {
 			p.ConvertedInvitees = append(p.ConvertedInvitees, m.converted)
 		}
 	}
-	if len(p.Ids) == 0 {
-		return nil
+	if len(p.Ids) > 0 {
+		_ = q.MemberSetCountersMany(ctx, p)
 	}
-	if err := b.q.MemberSetCountersMany(ctx, p); err != nil {
-		return fmt.Errorf("count orders: %w", err)
-	}
-	return nil
 }

@@ -132,8 +132,8 @@ func (q *Queries) MemberLock(ctx context.Context, id string) (Member, error) {
 const memberLockBuyers = `-- name: MemberLockBuyers :many
 SELECT id, upline, paid_orders, converted_invitees
 FROM members
-WHERE id = ANY($1::text[])
-   OR id IN (SELECT m.upline[1] FROM members m WHERE m.id = ANY($1::text[]) AND cardinality(m.upline) > 0)
+WHERE id = ANY(array_cat($1::text[],
+                         ARRAY(SELECT m.upline[1] FROM members m WHERE m.id = ANY($1::text[]) AND cardinality(m.upline) > 0)))
 ORDER BY id
 FOR NO KEY UPDATE
 `

@@ -1,0 +1,66 @@
+package store
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// errPipelineExecOnly is what a Pipeline answers to a query that returns rows.
+var errPipelineExecOnly = errors.New("store: a Pipeline queues :exec queries only")
+
+// Pipeline collects the statements of generated :exec queries and sends them in one round trip
+// (Send), in the order they were called, in the transaction it was made for. A write phase of
+// several independent statements then costs one round trip instead of one each, which matters most
+// while the transaction holds contended row locks.
+type Pipeline struct {
+	tx    pgx.Tx
+	batch pgx.Batch
+}
+
+// NewPipeline starts collecting statements for tx.
+func NewPipeline(tx pgx.Tx) *Pipeline { return &Pipeline{tx: tx} }
+
+// Queries are the generated queries that queue on the pipeline (only :exec ones may be called).
+func (p *Pipeline) Queries() *Queries { return New(p) }
+
+// Exec queues the statement; its error, if any, comes from Send.
+func (p *Pipeline) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	p.batch.Queue(sql, args...)
+	return pgconn.CommandTag{}, nil
+}
+
+// Query is refused: a queued statement's rows would be read after the caller needs them.
+func (p *Pipeline) Query(context.Context, string, ...any) (pgx.Rows, error) {
+	return nil, errPipelineExecOnly
+}
+
+// QueryRow is refused, as Query.
+func (p *Pipeline) QueryRow(context.Context, string, ...any) pgx.Row { return errRow{} }
+
+// SendBatch is refused, as Query.
+func (p *Pipeline) SendBatch(context.Context, *pgx.Batch) pgx.BatchResults { return errBatch{p.tx} }
+
+// Send runs the queued statements and returns the first error (the transaction is then aborted).
+func (p *Pipeline) Send(ctx context.Context) error {
+	if p.batch.Len() == 0 {
+		return nil
+	}
+	err := p.tx.SendBatch(ctx, &p.batch).Close()
+	p.batch = pgx.Batch{}
+	return err
+}
+
+type errRow struct{}
+
+func (errRow) Scan(...any) error { return errPipelineExecOnly }
+
+type errBatch struct{ tx pgx.Tx }
+
+func (errBatch) Exec() (pgconn.CommandTag, error) { return pgconn.CommandTag{}, errPipelineExecOnly }
+func (errBatch) Query() (pgx.Rows, error)         { return nil, errPipelineExecOnly }
+func (errBatch) QueryRow() pgx.Row                { return errRow{} }
+func (errBatch) Close() error                     { return errPipelineExecOnly }
+func (b errBatch) Tx() pgx.Tx                     { return b.tx }
