@@ -172,15 +172,16 @@ type eventWork struct {
 }
 
 func (b *batch) run(ctx context.Context, parsed []parsedEvent, idx []int, out []Outcome) error {
+	// Rows first, then the events sent before: a concurrent duplicate of an event here locks the
+	// same order or buyer, so once those locks are ours it has committed and is seen as sent.
+	if err := b.load(ctx, parsed, idx); err != nil {
+		return err
+	}
 	live, err := b.claim(ctx, parsed, idx, out)
 	if err != nil || len(live) == 0 {
 		return err
 	}
-	if err := b.load(ctx, parsed, live); err != nil {
-		return err
-	}
 	work := make(map[int]*eventWork, len(live))
-	var refused []string
 	for _, i := range live {
 		w := &eventWork{res: EventResult{EventID: parsed[i].ID, EntryIDs: []int64{}, Rebates: []Rebate{}}}
 		var err error
@@ -196,7 +197,6 @@ func (b *batch) run(ctx context.Context, parsed []parsedEvent, idx []int, out []
 		}
 		if err != nil {
 			out[i].Err = err
-			refused = append(refused, parsed[i].ID)
 			continue
 		}
 		work[i] = w
@@ -205,10 +205,10 @@ func (b *batch) run(ctx context.Context, parsed []parsedEvent, idx []int, out []
 	if err := b.writeEntries(ctx, jw); err != nil {
 		return err
 	}
-	// The rest goes in one round trip: the rows of every table, the answers, the refused claims.
+	// The rest goes in one round trip: the events with their answers, then the rows of every table.
 	pl := store.NewPipeline(b.tx)
 	q := pl.Queries()
-	resp := sqlc.EventSetResponseManyParams{}
+	var evs sqlc.EventInsertManyParams
 	for _, i := range live {
 		w, ok := work[i]
 		if !ok {
@@ -218,20 +218,19 @@ func (b *batch) run(ctx context.Context, parsed []parsedEvent, idx []int, out []
 			w.res.EntryIDs = append(w.res.EntryIDs, pe.id)
 		}
 		body, _ := json.Marshal(w.res)
-		resp.Ids = append(resp.Ids, w.res.EventID)
-		resp.StatusCodes = append(resp.StatusCodes, int32(w.res.StatusCode))
-		resp.Responses = append(resp.Responses, body)
+		evs.Ids = append(evs.Ids, w.res.EventID)
+		evs.Types = append(evs.Types, parsed[i].Type)
+		evs.RequestHashes = append(evs.RequestHashes, parsed[i].hash[:])
+		evs.StatusCodes = append(evs.StatusCodes, int32(w.res.StatusCode))
+		evs.Responses = append(evs.Responses, body)
 		out[i].Result = w.res
+	}
+	if len(evs.Ids) > 0 {
+		_ = q.EventInsertMany(ctx, evs) // first: orders and refunds name their event
 	}
 	b.queueOrders(ctx, q)
 	b.queueRefunds(ctx, q)
 	b.queueMembers(ctx, q)
-	if len(resp.Ids) > 0 {
-		_ = q.EventSetResponseMany(ctx, resp)
-	}
-	if len(refused) > 0 {
-		_ = q.EventForgetMany(ctx, refused)
-	}
 	if err := pl.Send(ctx); err != nil {
 		return raceOr(fmt.Errorf("record the batch: %w", err))
 	}
@@ -253,36 +252,15 @@ func (b *batch) run(ctx context.Context, parsed []parsedEvent, idx []int, out []
 	return jw.Flush(ctx)
 }
 
-// claim records the events' ids; an id recorded before answers its stored response (same body) or
-// a conflict (different body). It returns the events to apply.
+// claim finds the events sent before: the same body answers its stored response, a different body
+// is a conflict. It returns the events to apply. (They are recorded with their answers at the end;
+// a concurrent duplicate then collides with the first on a unique key and the batch runs again.)
 func (b *batch) claim(ctx context.Context, parsed []parsedEvent, idx []int, out []Outcome) ([]int, error) {
-	var p sqlc.EventClaimManyParams
-	for _, i := range idx {
-		p.Ids = append(p.Ids, parsed[i].ID)
-		p.Types = append(p.Types, parsed[i].Type)
-		p.RequestHashes = append(p.RequestHashes, parsed[i].hash[:])
+	ids := make([]string, len(idx))
+	for k, i := range idx {
+		ids[k] = parsed[i].ID
 	}
-	claimed, err := b.q.EventClaimMany(ctx, p)
-	if err != nil {
-		return nil, fmt.Errorf("claim events: %w", err)
-	}
-	isNew := make(map[string]bool, len(claimed))
-	for _, id := range claimed {
-		isNew[id] = true
-	}
-	var live []int
-	var seenIDs []string
-	for _, i := range idx {
-		if isNew[parsed[i].ID] {
-			live = append(live, i)
-		} else {
-			seenIDs = append(seenIDs, parsed[i].ID)
-		}
-	}
-	if len(seenIDs) == 0 {
-		return live, nil
-	}
-	rows, err := b.q.EventListByIDs(ctx, seenIDs)
+	rows, err := b.q.EventListByIDs(ctx, ids)
 	if err != nil {
 		return nil, fmt.Errorf("read earlier events: %w", err)
 	}
@@ -290,24 +268,22 @@ func (b *batch) claim(ctx context.Context, parsed []parsedEvent, idx []int, out 
 	for _, r := range rows {
 		byID[r.ID] = r
 	}
+	var live []int
 	for _, i := range idx {
-		if isNew[parsed[i].ID] {
-			continue
-		}
-		prev, ok := byID[parsed[i].ID]
-		if !ok {
-			return nil, fmt.Errorf("event %q neither claimed nor found", parsed[i].ID)
-		}
-		if !bytes.Equal(prev.RequestHash, parsed[i].hash[:]) {
+		prev, seen := byID[parsed[i].ID]
+		switch {
+		case !seen:
+			live = append(live, i)
+		case !bytes.Equal(prev.RequestHash, parsed[i].hash[:]):
 			out[i].Err = fmt.Errorf("%w: event %q was sent before with a different body", ErrIdempotencyConflict, parsed[i].ID)
-			continue
+		default:
+			var res EventResult
+			if err := json.Unmarshal(prev.Response, &res); err != nil {
+				return nil, fmt.Errorf("stored answer of event %q: %w", parsed[i].ID, err)
+			}
+			res.StatusCode, res.Replayed = int(prev.StatusCode), true
+			out[i].Result = res
 		}
-		var res EventResult
-		if err := json.Unmarshal(prev.Response, &res); err != nil {
-			return nil, fmt.Errorf("stored answer of event %q: %w", parsed[i].ID, err)
-		}
-		res.StatusCode, res.Replayed = int(prev.StatusCode), true
-		out[i].Result = res
 	}
 	return live, nil
 }

@@ -9,48 +9,31 @@ import (
 	"context"
 )
 
-const eventClaimMany = `-- name: EventClaimMany :many
+const eventInsertMany = `-- name: EventInsertMany :exec
 INSERT INTO events (id, type, request_hash, status_code, response)
-SELECT unnest($1::text[]), unnest($2::text[]), unnest($3::bytea[]), 0, '{}'
-ON CONFLICT (id) DO NOTHING
-RETURNING id
+SELECT unnest($1::text[]), unnest($2::text[]), unnest($3::bytea[]),
+       unnest($4::int[]), unnest($5::jsonb[])
 `
 
-type EventClaimManyParams struct {
+type EventInsertManyParams struct {
 	Ids           []string
 	Types         []string
 	RequestHashes [][]byte
+	StatusCodes   []int32
+	Responses     [][]byte
 }
 
-// EventClaimMany claims event ids; the ids it returns are new. An id being claimed by a concurrent
-// transaction is waited for, so a concurrent duplicate sees the first one's answer.
-func (q *Queries) EventClaimMany(ctx context.Context, arg EventClaimManyParams) ([]string, error) {
-	rows, err := q.db.Query(ctx, eventClaimMany, arg.Ids, arg.Types, arg.RequestHashes)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []string{}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		items = append(items, id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const eventForgetMany = `-- name: EventForgetMany :exec
-DELETE FROM events WHERE id = ANY($1::text[])
-`
-
-// EventForgetMany drops the claims of events that were refused, so that they change nothing.
-func (q *Queries) EventForgetMany(ctx context.Context, ids []string) error {
-	_, err := q.db.Exec(ctx, eventForgetMany, ids)
+// EventInsertMany records applied events with their answers. An id written meanwhile by a
+// concurrent transaction fails the statement (unique violation): the caller runs the batch again
+// and then answers the stored response.
+func (q *Queries) EventInsertMany(ctx context.Context, arg EventInsertManyParams) error {
+	_, err := q.db.Exec(ctx, eventInsertMany,
+		arg.Ids,
+		arg.Types,
+		arg.RequestHashes,
+		arg.StatusCodes,
+		arg.Responses,
+	)
 	return err
 }
 
@@ -92,22 +75,4 @@ func (q *Queries) EventListByIDs(ctx context.Context, ids []string) ([]EventList
 		return nil, err
 	}
 	return items, nil
-}
-
-const eventSetResponseMany = `-- name: EventSetResponseMany :exec
-UPDATE events e SET status_code = v.status_code, response = v.response
-FROM (SELECT unnest($1::text[]) AS id, unnest($2::int[]) AS status_code,
-             unnest($3::jsonb[]) AS response) v
-WHERE e.id = v.id
-`
-
-type EventSetResponseManyParams struct {
-	Ids         []string
-	StatusCodes []int32
-	Responses   [][]byte
-}
-
-func (q *Queries) EventSetResponseMany(ctx context.Context, arg EventSetResponseManyParams) error {
-	_, err := q.db.Exec(ctx, eventSetResponseMany, arg.Ids, arg.StatusCodes, arg.Responses)
-	return err
 }
