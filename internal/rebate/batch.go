@@ -172,12 +172,11 @@ type eventWork struct {
 }
 
 func (b *batch) run(ctx context.Context, parsed []parsedEvent, idx []int, out []Outcome) error {
-	// Rows first, then the events sent before: a concurrent duplicate of an event here locks the
-	// same order or buyer, so once those locks are ours it has committed and is seen as sent.
-	if err := b.load(ctx, parsed, idx); err != nil {
+	sent, err := b.load(ctx, parsed, idx)
+	if err != nil {
 		return err
 	}
-	live, err := b.claim(ctx, parsed, idx, out)
+	live, err := b.claim(sent, parsed, idx, out)
 	if err != nil || len(live) == 0 {
 		return err
 	}
@@ -252,18 +251,11 @@ func (b *batch) run(ctx context.Context, parsed []parsedEvent, idx []int, out []
 	return jw.Flush(ctx)
 }
 
-// claim finds the events sent before: the same body answers its stored response, a different body
-// is a conflict. It returns the events to apply. (They are recorded with their answers at the end;
-// a concurrent duplicate then collides with the first on a unique key and the batch runs again.)
-func (b *batch) claim(ctx context.Context, parsed []parsedEvent, idx []int, out []Outcome) ([]int, error) {
-	ids := make([]string, len(idx))
-	for k, i := range idx {
-		ids[k] = parsed[i].ID
-	}
-	rows, err := b.q.EventListByIDs(ctx, ids)
-	if err != nil {
-		return nil, fmt.Errorf("read earlier events: %w", err)
-	}
+// claim sorts the events into those sent before (the same body answers its stored response, a
+// different body is a conflict) and those to apply, which it returns. They are recorded with their
+// answers at the end; a concurrent duplicate then collides with the first on a unique key and the
+// batch runs again.
+func (b *batch) claim(rows []sqlc.EventListByIDsRow, parsed []parsedEvent, idx []int, out []Outcome) ([]int, error) {
 	byID := make(map[string]sqlc.EventListByIDsRow, len(rows))
 	for _, r := range rows {
 		byID[r.ID] = r
@@ -288,12 +280,16 @@ func (b *batch) claim(ctx context.Context, parsed []parsedEvent, idx []int, out 
 	return live, nil
 }
 
-// load reads (and locks, in a fixed order: orders, then members) every row the events can change.
-func (b *batch) load(ctx context.Context, parsed []parsedEvent, live []int) error {
+// load reads, in one round trip, every row the events can change, locking them in a fixed order
+// (orders, then members, each sorted), and last the events sent before: a concurrent duplicate of
+// an event here locks the same order or buyer, so once those locks are ours it has committed and is
+// seen as sent. (A parked refund locks nothing; its duplicate collides on the refund id instead.)
+func (b *batch) load(ctx context.Context, parsed []parsedEvent, idx []int) ([]sqlc.EventListByIDsRow, error) {
 	var ats []time.Time
-	var orderIDs, buyers, refundIDs, paidOrders []string
-	for _, i := range live {
+	var ids, orderIDs, buyers, refundIDs, refundOrders, paidOrders []string
+	for _, i := range idx {
 		p := parsed[i]
+		ids = append(ids, p.ID)
 		ats = append(ats, p.OccurredAt)
 		switch p.Type {
 		case OrderPaid:
@@ -302,78 +298,73 @@ func (b *batch) load(ctx context.Context, parsed []parsedEvent, live []int) erro
 			buyers = append(buyers, p.paid.MemberID)
 		case OrderRefunded:
 			orderIDs = append(orderIDs, p.refunded.OrderID)
+			refundOrders = append(refundOrders, p.refunded.OrderID)
 			refundIDs = append(refundIDs, p.refunded.RefundID)
 		}
 	}
-	progs, err := b.q.ProgramInForceAt(ctx, ats)
-	if err != nil {
-		return fmt.Errorf("read programs: %w", err)
+	var (
+		progs   []sqlc.ProgramInForceAtRow
+		orders  []sqlc.Order
+		lots    []sqlc.RebateLot
+		parked  []sqlc.RefundListParkedByOrdersRow
+		taken   []string
+		members []sqlc.MemberLockBuyersRow
+		events  []sqlc.EventListByIDsRow
+	)
+	steps := []func(q *store.Queries) error{
+		func(q *store.Queries) error { return q.SessionGenericPlans(ctx) },
+		func(q *store.Queries) (err error) { progs, err = q.ProgramInForceAt(ctx, ats); return err },
+		func(q *store.Queries) (err error) { orders, err = q.OrderLockMany(ctx, orderIDs); return err },
 	}
+	if len(refundIDs) > 0 {
+		steps = append(steps,
+			func(q *store.Queries) (err error) { lots, err = q.LotListByOrders(ctx, refundOrders); return err },
+			func(q *store.Queries) (err error) { taken, err = q.RefundListIDs(ctx, refundIDs); return err })
+	}
+	if len(buyers) > 0 {
+		steps = append(steps,
+			func(q *store.Queries) (err error) {
+				parked, err = q.RefundListParkedByOrders(ctx, paidOrders)
+				return err
+			},
+			func(q *store.Queries) (err error) { members, err = q.MemberLockBuyers(ctx, buyers); return err })
+	}
+	steps = append(steps, func(q *store.Queries) (err error) { events, err = q.EventListByIDs(ctx, ids); return err })
+	if err := store.Pipelined(ctx, b.tx, steps...); err != nil {
+		return nil, fmt.Errorf("read the batch's rows: %w", err)
+	}
+
 	for _, row := range progs {
 		p, err := programFromRow(row.Version, row.EffectiveAt, row.Rules)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		b.programs = append(b.programs, p)
 	}
-
 	b.orders = map[string]*orderState{}
-	rows, err := b.q.OrderLockMany(ctx, orderIDs)
-	if err != nil {
-		return fmt.Errorf("lock orders: %w", err)
-	}
-	var found []string
-	for _, row := range rows {
+	for _, row := range orders {
 		b.orders[row.OrderID] = &orderState{Order: row}
-		found = append(found, row.OrderID)
 	}
-	if len(refundIDs) > 0 && len(found) > 0 {
-		lots, err := b.q.LotListByOrders(ctx, found)
-		if err != nil {
-			return fmt.Errorf("read lots: %w", err)
-		}
-		for _, l := range lots {
-			o := b.orders[l.OrderID]
+	for _, l := range lots {
+		if o := b.orders[l.OrderID]; o != nil {
 			o.lots = append(o.lots, &lotState{beneficiary: l.BeneficiaryID, leg: l.Leg, currency: l.Currency,
 				amount: l.Amount, clawed: l.ClawedBack, upline: l.Upline, version: l.ProgramVersion})
 		}
 	}
-
 	b.parked = map[string][]*refundState{}
-	if len(paidOrders) > 0 {
-		prs, err := b.q.RefundListParkedByOrders(ctx, paidOrders)
-		if err != nil {
-			return fmt.Errorf("read parked refunds: %w", err)
-		}
-		for _, r := range prs {
-			b.parked[r.OrderID] = append(b.parked[r.OrderID], &refundState{id: r.RefundID, eventID: r.EventID,
-				orderID: r.OrderID, amount: r.Amount, status: r.Status})
-		}
+	for _, r := range parked {
+		b.parked[r.OrderID] = append(b.parked[r.OrderID], &refundState{id: r.RefundID, eventID: r.EventID,
+			orderID: r.OrderID, amount: r.Amount, status: r.Status})
 	}
-
 	b.refunds = map[string]bool{}
-	if len(refundIDs) > 0 {
-		taken, err := b.q.RefundListIDs(ctx, refundIDs)
-		if err != nil {
-			return fmt.Errorf("read refunds: %w", err)
-		}
-		for _, id := range taken {
-			b.refunds[id] = true
-		}
+	for _, id := range taken {
+		b.refunds[id] = true
 	}
-	// Members last: a popular referrer's row is contended, so it is locked as late as possible.
 	b.members = map[string]*memberState{}
-	if len(buyers) > 0 {
-		ms, err := b.q.MemberLockBuyers(ctx, buyers)
-		if err != nil {
-			return fmt.Errorf("lock members: %w", err)
-		}
-		for _, m := range ms {
-			b.members[m.ID] = &memberState{id: m.ID, upline: m.Upline, paid: m.PaidOrders, converted: m.ConvertedInvitees}
-		}
+	for _, m := range members {
+		b.members[m.ID] = &memberState{id: m.ID, upline: m.Upline, paid: m.PaidOrders, converted: m.ConvertedInvitees}
 	}
-
-	return nil
+	return events, nil
 }
 
 // programAt is the version in force at an instant, among those load read.

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -64,3 +65,60 @@ func (errBatch) Query() (pgx.Rows, error)         { return nil, errPipelineExecO
 func (errBatch) QueryRow() pgx.Row                { return errRow{} }
 func (errBatch) Close() error                     { return errPipelineExecOnly }
 func (b errBatch) Tx() pgx.Tx                     { return b.tx }
+
+// Pipelined runs generated queries in one round trip. Each step calls exactly one generated query
+// on the Queries it is given, and is called twice: first to record the query's statement, then,
+// once every statement has run, to read its result (the generated code scans the pipelined rows).
+// A step must therefore do the same on both calls and keep only the second call's result. Steps
+// run in order, each statement with its own snapshot, as they would one by one.
+func Pipelined(ctx context.Context, tx pgx.Tx, steps ...func(q *Queries) error) error {
+	rec := &recorder{}
+	for i, step := range steps {
+		before := rec.batch.Len()
+		_ = step(New(rec))
+		if rec.batch.Len() != before+1 {
+			return fmt.Errorf("store: pipelined step %d sent %d statements, want 1", i, rec.batch.Len()-before)
+		}
+	}
+	br := tx.SendBatch(ctx, &rec.batch)
+	rd := &reader{br: br}
+	var first error
+	for _, step := range steps {
+		if err := step(New(rd)); err != nil && first == nil {
+			first = err
+		}
+	}
+	if err := br.Close(); err != nil && first == nil {
+		first = err
+	}
+	return first
+}
+
+// errRecorded stops a step's first call once its statement is recorded.
+var errRecorded = errors.New("store: statement recorded")
+
+type recorder struct{ batch pgx.Batch }
+
+func (r *recorder) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	r.batch.Queue(sql, args...)
+	return pgconn.CommandTag{}, errRecorded
+}
+
+func (r *recorder) Query(_ context.Context, sql string, args ...any) (pgx.Rows, error) {
+	r.batch.Queue(sql, args...)
+	return nil, errRecorded
+}
+
+func (r *recorder) QueryRow(_ context.Context, sql string, args ...any) pgx.Row {
+	r.batch.Queue(sql, args...)
+	return errRow{}
+}
+
+func (r *recorder) SendBatch(context.Context, *pgx.Batch) pgx.BatchResults { return errBatch{} }
+
+type reader struct{ br pgx.BatchResults }
+
+func (r *reader) Exec(context.Context, string, ...any) (pgconn.CommandTag, error) { return r.br.Exec() }
+func (r *reader) Query(context.Context, string, ...any) (pgx.Rows, error)         { return r.br.Query() }
+func (r *reader) QueryRow(context.Context, string, ...any) pgx.Row                { return r.br.QueryRow() }
+func (r *reader) SendBatch(context.Context, *pgx.Batch) pgx.BatchResults          { return errBatch{} }
