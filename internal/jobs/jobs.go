@@ -44,20 +44,15 @@ func (w *SealWorker) Work(ctx context.Context, job *river.Job[SealArgs]) error {
 }
 
 // ReleaseArgs ends an order's hold: what is left of its rebates moves from held to available.
+// It is inserted exactly once, by the transaction that records the order's accrual (a retried
+// transaction rolls its job back with it), and the release itself is idempotent, so the job carries
+// no unique options: River's unique-key bookkeeping cost ~0.2 ms of every event's transaction.
 type ReleaseArgs struct {
-	OrderID string `json:"order_id" river:"unique"`
+	OrderID string `json:"order_id"`
 }
 
 // Kind is River's name for the job.
 func (ReleaseArgs) Kind() string { return "rebate.release" }
-
-// InsertOpts: one release per order, whatever retries insert it.
-func (ReleaseArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
-		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
-		rivertype.JobStateRetryable, rivertype.JobStateScheduled, rivertype.JobStateCompleted,
-	}}}
-}
 
 // ReleaseWorker runs the engine's release; it is idempotent, so River's retries are safe.
 type ReleaseWorker struct {

@@ -250,8 +250,9 @@ type balanceKey struct {
 }
 
 // pipelineRows is the most balance rows applyDeltas updates one statement each (in one pipelined
-// round trip); more are locked in order and updated with one statement.
-const pipelineRows = 16
+// round trip); more are locked in order and updated with one statement, which is cheaper from three
+// rows on.
+const pipelineRows = 2
 
 // applyDeltas updates the cached balances in (account, shard) order, and refuses an overdraft of a
 // member's available balance that the entries did not allow. Accounts that may never go negative
