@@ -40,6 +40,8 @@ func benchEventsCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	url := fs.String("url", "", "a running server to send to (its database must hold the forest); default: start one here")
 	key := fs.String("key", "", "a shop key for --url")
 	skipCeiling := fs.Bool("skip-ceiling", false, "do not run pgbench")
+	coalesceWorkers := fs.Int("coalesce-workers", 4, "the in-process server's --coalesce-workers")
+	coalesceMax := fs.Int("coalesce-max", 64, "the in-process server's --coalesce-max")
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the posting phase to this file")
 	pool, err := benchDatabase(ctx, fs, dbURL, args, concurrency, func() error {
 		if *batch < 1 || *batch > httpapi.MaxBatch || *concurrency < 1 || *members < 10 {
@@ -58,6 +60,9 @@ func benchEventsCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *url == "" {
 		l := ledger.New(pool)
 		engine := rebate.NewEngine(pool, l)
+		if *coalesceWorkers > 0 {
+			defer engine.Coalesce(*coalesceWorkers, *coalesceMax)()
+		}
 		rc, err := jobs.NewClient(pool, l, engine, jobs.Config{Workers: true, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			return err

@@ -30,6 +30,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	reqTimeout := fs.Duration("request-timeout", 30*time.Second, "per-request handler timeout")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 20*time.Second, "how long to drain requests and jobs on SIGTERM")
 	sealEvery := fs.Duration("seal-every", time.Second, "how often the sealing job runs")
+	coalesceWorkers := fs.Int("coalesce-workers", envInt("REBATE_COALESCE_WORKERS", 4),
+		"transactions applying concurrent single events together; 0 applies each event in its own (env REBATE_COALESCE_WORKERS)")
+	coalesceMax := fs.Int("coalesce-max", envInt("REBATE_COALESCE_MAX", 64), "most single events one such transaction applies (env REBATE_COALESCE_MAX)")
 	logFormat := fs.String("log-format", envOr("REBATE_LOG_FORMAT", "json"), "json or text (env REBATE_LOG_FORMAT)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -58,6 +61,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	runWorkers := *mode != "api"
 	engine := rebate.NewEngine(pool, l)
+	if *coalesceWorkers > 0 && *mode != "worker" {
+		stop := engine.Coalesce(*coalesceWorkers, *coalesceMax)
+		defer stop() // after the HTTP server has drained: queued events are applied, not dropped
+	}
 	rc, err := jobs.NewClient(pool, l, engine, jobs.Config{Workers: runWorkers, SealEvery: *sealEvery, Logger: log})
 	if err != nil {
 		return err

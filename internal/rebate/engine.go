@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -35,6 +36,7 @@ type Engine struct {
 	pool     *pgxpool.Pool
 	ledger   *ledger.Ledger
 	schedule Scheduler
+	coalesce atomic.Pointer[coalescer] // nil: Apply applies each event alone
 }
 
 // NewEngine returns an engine; SetScheduler must be called before events are applied.
