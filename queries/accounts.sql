@@ -34,3 +34,6 @@ SELECT id, code, currency, kind, allow_negative, shards,
        coalesce(xmin = pg_current_xact_id_if_assigned()::xid, false)::boolean AS created_here
 FROM accounts
 WHERE code = ANY(@codes::text[]);
+
+-- name: AccountCodesByIDs :many
+SELECT id, code FROM accounts WHERE id = ANY(@ids::bigint[]);

@@ -205,3 +205,51 @@ func loadEntries(ctx context.Context, q *store.Queries, ids []int64) ([]Entry, e
 	}
 	return out, nil
 }
+
+// loadEntriesForSealing is loadEntries with account codes from the ledger's cache (accounts never
+// change; codes not seen yet are read once, in one query).
+func (l *Ledger) loadEntriesForSealing(ctx context.Context, tx pgx.Tx, ids []int64) ([]Entry, error) {
+	var (
+		rows []sqlc.EntryGetManyByIDsRow
+		ps   []sqlc.PostingListForSealingRow
+	)
+	err := store.Pipelined(ctx, tx,
+		func(q *store.Queries) (err error) { rows, err = q.EntryGetManyByIDs(ctx, ids); return err },
+		func(q *store.Queries) (err error) { ps, err = q.PostingListForSealing(ctx, ids); return err })
+	if err != nil {
+		return nil, fmt.Errorf("read entries: %w", err)
+	}
+	var unknown []int64
+	for _, p := range ps {
+		if _, ok := l.codes.Load(p.AccountID); !ok {
+			unknown = append(unknown, p.AccountID)
+		}
+	}
+	if len(unknown) > 0 {
+		known, err := store.New(tx).AccountCodesByIDs(ctx, unknown)
+		if err != nil {
+			return nil, fmt.Errorf("read account codes: %w", err)
+		}
+		for _, a := range known {
+			l.codes.Store(a.ID, a.Code)
+		}
+	}
+	out := make([]Entry, len(rows))
+	pos := map[int64]int{}
+	for i, r := range rows {
+		out[i] = Entry{ID: r.ID, Key: r.IdempotencyKey, Kind: r.Kind, OccurredAt: r.OccurredAt, RecordedAt: r.RecordedAt,
+			Metadata: r.Metadata, RefersTo: deref(r.RefersTo)}
+		pos[r.ID] = i
+	}
+	for _, p := range ps {
+		code, ok := l.codes.Load(p.AccountID)
+		if !ok {
+			return nil, fmt.Errorf("posting %d names account %d, which does not exist", p.ID, p.AccountID)
+		}
+		amt, _ := money.New(p.Amount, money.Currency(p.Currency))
+		i := pos[p.EntryID]
+		out[i].Postings = append(out[i].Postings, Posting{ID: p.ID, Account: code.(string), Side: Side(p.Side), Amount: amt,
+			currency: money.Currency(p.Currency), exact: p.Amount})
+	}
+	return out, nil
+}

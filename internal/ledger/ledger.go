@@ -31,6 +31,8 @@ type Ledger struct {
 	// cached id stays right; an account created by a transaction that may still roll back is not
 	// cached (see resolveAccounts).
 	accounts sync.Map
+	// codes caches account codes by id for the sealer (an account's code never changes).
+	codes sync.Map
 }
 
 type account struct {
@@ -148,7 +150,7 @@ func (w *Writer) Add(ctx context.Context, reqs []EntryRequest) ([]Entry, error) 
 		metas[i] = meta
 		hashes[i] = r.hash(meta)
 	}
-	accounts, err := w.l.resolveAccounts(ctx, q, reqs)
+	accounts, err := w.l.resolveAccounts(ctx, w.tx, reqs)
 	if err != nil {
 		return nil, err
 	}
@@ -234,7 +236,7 @@ func (w *Writer) Add(ctx context.Context, reqs []EntryRequest) ([]Entry, error) 
 // Flush applies the balance changes of every entry added so far.
 func (w *Writer) Flush(ctx context.Context) error {
 	if len(w.deltas) > 0 {
-		if err := applyDeltas(ctx, store.New(w.tx), w.deltas, w.byID, w.overdraft); err != nil {
+		if err := applyDeltas(ctx, w.tx, w.deltas, w.byID, w.overdraft); err != nil {
 			return err
 		}
 	}
@@ -257,8 +259,9 @@ const pipelineRows = 2
 // applyDeltas updates the cached balances in (account, shard) order, and refuses an overdraft of a
 // member's available balance that the entries did not allow. Accounts that may never go negative
 // are guarded by the database's CHECK as well.
-func applyDeltas(ctx context.Context, q *store.Queries, deltas map[balanceKey]decimal.Decimal,
+func applyDeltas(ctx context.Context, tx pgx.Tx, deltas map[balanceKey]decimal.Decimal,
 	byID map[int64]*account, overdraft map[int64]bool) error {
+	q := store.New(tx)
 	keys := make([]balanceKey, 0, len(deltas))
 	for k := range deltas {
 		keys = append(keys, k)
@@ -302,10 +305,12 @@ func applyDeltas(ctx context.Context, q *store.Queries, deltas map[balanceKey]de
 		add.Deltas = append(add.Deltas, deltas[k])
 	}
 	add.AccountIds, add.Shards = lock.AccountIds, lock.Shards
-	if err := q.BalanceLockMany(ctx, lock); err != nil {
-		return fmt.Errorf("lock balances: %w", store.InterpretError(err))
-	}
-	rows, err := q.BalanceAddMany(ctx, add)
+	// One round trip; generic plans, because planning these array queries costs more than running them.
+	var rows []sqlc.BalanceAddManyRow
+	err := store.Pipelined(ctx, tx,
+		func(q *store.Queries) error { return q.SessionGenericPlans(ctx) },
+		func(q *store.Queries) error { return q.BalanceLockMany(ctx, lock) },
+		func(q *store.Queries) (err error) { rows, err = q.BalanceAddMany(ctx, add); return err })
 	if err != nil {
 		err = store.InterpretError(err)
 		if errors.Is(err, store.ErrNegativeBalance) {
@@ -328,7 +333,8 @@ func applyDeltas(ctx context.Context, q *store.Queries, deltas map[balanceKey]de
 // existing ones one query for all of them, and only accounts never seen before are created. An
 // account created here belongs to the caller's transaction and is cached only once it is seen
 // committed.
-func (l *Ledger) resolveAccounts(ctx context.Context, q *store.Queries, reqs []EntryRequest) (map[accountKey]*account, error) {
+func (l *Ledger) resolveAccounts(ctx context.Context, tx pgx.Tx, reqs []EntryRequest) (map[accountKey]*account, error) {
+	q := store.New(tx)
 	out := map[accountKey]*account{}
 	var missing []accountKey
 	for i := range reqs {
@@ -352,7 +358,10 @@ func (l *Ledger) resolveAccounts(ctx context.Context, q *store.Queries, reqs []E
 	for i, k := range missing {
 		codes[i] = k.code
 	}
-	rows, err := q.AccountListByCodes(ctx, codes)
+	var rows []sqlc.AccountListByCodesRow
+	err := store.Pipelined(ctx, tx,
+		func(q *store.Queries) error { return q.SessionGenericPlans(ctx) },
+		func(q *store.Queries) (err error) { rows, err = q.AccountListByCodes(ctx, codes); return err })
 	if err != nil {
 		return nil, fmt.Errorf("read accounts: %w", err)
 	}

@@ -104,7 +104,7 @@ func (l *Ledger) Seal(ctx context.Context, max int) (int, error) {
 			for i, c := range cands {
 				ids[i] = c.ID
 			}
-			entries, err := loadEntries(ctx, q, ids)
+			entries, err := l.loadEntriesForSealing(ctx, tx, ids)
 			if err != nil {
 				return err
 			}

@@ -9,6 +9,35 @@ import (
 	"context"
 )
 
+const accountCodesByIDs = `-- name: AccountCodesByIDs :many
+SELECT id, code FROM accounts WHERE id = ANY($1::bigint[])
+`
+
+type AccountCodesByIDsRow struct {
+	ID   int64
+	Code string
+}
+
+func (q *Queries) AccountCodesByIDs(ctx context.Context, ids []int64) ([]AccountCodesByIDsRow, error) {
+	rows, err := q.db.Query(ctx, accountCodesByIDs, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []AccountCodesByIDsRow{}
+	for rows.Next() {
+		var i AccountCodesByIDsRow
+		if err := rows.Scan(&i.ID, &i.Code); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const accountGetByCode = `-- name: AccountGetByCode :one
 SELECT id, code, currency, kind, allow_negative, shards, created_at
 FROM accounts
