@@ -37,3 +37,9 @@ WHERE code = ANY(@codes::text[]);
 
 -- name: AccountCodesByIDs :many
 SELECT id, code FROM accounts WHERE id = ANY(@ids::bigint[]);
+
+-- name: AccountListNewest :many
+SELECT id, code, currency, kind, allow_negative, shards
+FROM accounts
+ORDER BY id DESC
+LIMIT @max_accounts;

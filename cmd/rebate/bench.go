@@ -146,6 +146,10 @@ type benchResult struct {
 
 func benchLedger(ctx context.Context, pool *pgxpool.Pool, d time.Duration, concurrency, batch, members int, stderr io.Writer) (benchResult, error) {
 	l := ledger.New(pool)
+	// As `rebate serve` does at start: the run measures a warm process, not its first minutes.
+	if _, err := l.WarmCache(ctx, warmAccounts); err != nil {
+		return benchResult{}, err
+	}
 	rc, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
 	if err != nil {
 		return benchResult{}, err

@@ -59,6 +59,9 @@ func benchEventsCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	if *url == "" {
 		l := ledger.New(pool)
+		if _, err := l.WarmCache(ctx, warmAccounts); err != nil {
+			return err
+		}
 		engine := rebate.NewEngine(pool, l)
 		if *coalesceWorkers > 0 {
 			defer engine.Coalesce(*coalesceWorkers, *coalesceMax)()

@@ -18,6 +18,9 @@ import (
 	"github.com/rebate-ledger/rebate/internal/store"
 )
 
+// warmAccounts is how many of the newest accounts a process caches at start (~200 bytes each).
+const warmAccounts = 500_000
+
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("serve", stderr)
 	dbURL := databaseFlag(fs)
@@ -58,6 +61,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Info("migrations applied", "new", applied)
 	}
 	l := ledger.New(pool)
+	go func() {
+		// In the background: requests are served meanwhile, looking up what is not cached yet.
+		if n, err := l.WarmCache(ctx, warmAccounts); err != nil {
+			log.Warn("account cache not warmed", "err", err)
+		} else {
+			log.Info("account cache warmed", "accounts", n)
+		}
+	}()
 
 	runWorkers := *mode != "api"
 	engine := rebate.NewEngine(pool, l)

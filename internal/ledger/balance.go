@@ -221,7 +221,7 @@ func (l *Ledger) loadEntriesForSealing(ctx context.Context, tx pgx.Tx, ids []int
 	}
 	var unknown []int64
 	for _, p := range ps {
-		if _, ok := l.codes.Load(p.AccountID); !ok {
+		if _, ok := l.cache.code(p.AccountID); !ok {
 			unknown = append(unknown, p.AccountID)
 		}
 	}
@@ -231,7 +231,7 @@ func (l *Ledger) loadEntriesForSealing(ctx context.Context, tx pgx.Tx, ids []int
 			return nil, fmt.Errorf("read account codes: %w", err)
 		}
 		for _, a := range known {
-			l.codes.Store(a.ID, a.Code)
+			l.cache.putCode(a.ID, a.Code)
 		}
 	}
 	out := make([]Entry, len(rows))
@@ -242,13 +242,13 @@ func (l *Ledger) loadEntriesForSealing(ctx context.Context, tx pgx.Tx, ids []int
 		pos[r.ID] = i
 	}
 	for _, p := range ps {
-		code, ok := l.codes.Load(p.AccountID)
+		code, ok := l.cache.code(p.AccountID)
 		if !ok {
 			return nil, fmt.Errorf("posting %d names account %d, which does not exist", p.ID, p.AccountID)
 		}
 		amt, _ := money.New(p.Amount, money.Currency(p.Currency))
 		i := pos[p.EntryID]
-		out[i].Postings = append(out[i].Postings, Posting{ID: p.ID, Account: code.(string), Side: Side(p.Side), Amount: amt,
+		out[i].Postings = append(out[i].Postings, Posting{ID: p.ID, Account: code, Side: Side(p.Side), Amount: amt,
 			currency: money.Currency(p.Currency), exact: p.Amount})
 	}
 	return out, nil

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -27,12 +26,8 @@ const MaxTxAttempts = 5
 // Ledger writes and reads the journal.
 type Ledger struct {
 	pool *pgxpool.Pool
-	// accounts caches committed accounts by code and currency. Accounts are never deleted, so a
-	// cached id stays right; an account created by a transaction that may still roll back is not
-	// cached (see resolveAccounts).
-	accounts sync.Map
-	// codes caches account codes by id for the sealer (an account's code never changes).
-	codes sync.Map
+	// cache holds committed accounts (accountCache).
+	cache accountCache
 }
 
 type account struct {
@@ -343,8 +338,8 @@ func (l *Ledger) resolveAccounts(ctx context.Context, tx pgx.Tx, reqs []EntryReq
 			if _, ok := out[k]; ok {
 				continue
 			}
-			if v, ok := l.accounts.Load(k); ok {
-				out[k] = v.(*account)
+			if a, ok := l.cache.get(k); ok {
+				out[k] = a
 				continue
 			}
 			out[k] = nil
@@ -371,7 +366,7 @@ func (l *Ledger) resolveAccounts(ctx context.Context, tx pgx.Tx, reqs []EntryReq
 			a := &account{id: row.ID, code: row.Code, cur: k.cur, spec: AccountSpec{Kind: AccountKind(row.Kind), AllowNegative: row.AllowNegative, Shards: row.Shards}}
 			out[k] = a
 			if !row.CreatedHere {
-				l.accounts.Store(k, a) // committed by someone else: safe to keep
+				l.cache.put(a) // committed by someone else: safe to keep
 			}
 		}
 	}
@@ -415,7 +410,7 @@ func (l *Ledger) findOrCreateAccount(ctx context.Context, q *store.Queries, k ac
 			return nil, fmt.Errorf("read account %s: %w", k.code, err)
 		}
 		a := &account{id: row.ID, code: k.code, cur: k.cur, spec: AccountSpec{Kind: AccountKind(row.Kind), AllowNegative: row.AllowNegative, Shards: row.Shards}}
-		l.accounts.Store(k, a)
+		l.cache.put(a)
 		return a, nil
 	default:
 		return nil, fmt.Errorf("create account %s: %w", k.code, store.InterpretError(err))

@@ -203,3 +203,46 @@ func (q *Queries) AccountListByCodes(ctx context.Context, codes []string) ([]Acc
 	}
 	return items, nil
 }
+
+const accountListNewest = `-- name: AccountListNewest :many
+SELECT id, code, currency, kind, allow_negative, shards
+FROM accounts
+ORDER BY id DESC
+LIMIT $1
+`
+
+type AccountListNewestRow struct {
+	ID            int64
+	Code          string
+	Currency      string
+	Kind          string
+	AllowNegative bool
+	Shards        int16
+}
+
+func (q *Queries) AccountListNewest(ctx context.Context, maxAccounts int32) ([]AccountListNewestRow, error) {
+	rows, err := q.db.Query(ctx, accountListNewest, maxAccounts)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []AccountListNewestRow{}
+	for rows.Next() {
+		var i AccountListNewestRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Code,
+			&i.Currency,
+			&i.Kind,
+			&i.AllowNegative,
+			&i.Shards,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}

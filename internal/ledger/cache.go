@@ -1,0 +1,67 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/rebate-ledger/rebate/internal/money"
+	"github.com/rebate-ledger/rebate/internal/store"
+)
+
+// accountCache keeps committed accounts by (code, currency) and their codes by id. Accounts are
+// never deleted or changed (append-only), so an entry never goes stale; only accounts seen
+// committed are added (see resolveAccounts).
+type accountCache struct {
+	mu     sync.RWMutex
+	byKey  map[accountKey]*account
+	codeOf map[int64]string
+}
+
+func (c *accountCache) get(k accountKey) (*account, bool) {
+	c.mu.RLock()
+	a, ok := c.byKey[k]
+	c.mu.RUnlock()
+	return a, ok
+}
+
+func (c *accountCache) put(a *account) {
+	c.mu.Lock()
+	if c.byKey == nil {
+		c.byKey, c.codeOf = map[accountKey]*account{}, map[int64]string{}
+	}
+	c.byKey[accountKey{a.code, a.cur}] = a
+	c.codeOf[a.id] = a.code
+	c.mu.Unlock()
+}
+
+func (c *accountCache) code(id int64) (string, bool) {
+	c.mu.RLock()
+	code, ok := c.codeOf[id]
+	c.mu.RUnlock()
+	return code, ok
+}
+
+func (c *accountCache) putCode(id int64, code string) {
+	c.mu.Lock()
+	if c.codeOf == nil {
+		c.byKey, c.codeOf = map[accountKey]*account{}, map[int64]string{}
+	}
+	c.codeOf[id] = code
+	c.mu.Unlock()
+}
+
+// WarmCache loads up to limit accounts, newest first, into the ledger's account cache, so a
+// restarted process does not pay one lookup per account on its first entries. It returns how many
+// it loaded.
+func (l *Ledger) WarmCache(ctx context.Context, limit int) (int, error) {
+	rows, err := store.New(l.pool).AccountListNewest(ctx, int32(limit))
+	if err != nil {
+		return 0, fmt.Errorf("warm account cache: %w", err)
+	}
+	for _, r := range rows {
+		l.cache.put(&account{id: r.ID, code: r.Code, cur: money.Currency(r.Currency),
+			spec: AccountSpec{Kind: AccountKind(r.Kind), AllowNegative: r.AllowNegative, Shards: r.Shards}})
+	}
+	return len(rows), nil
+}
