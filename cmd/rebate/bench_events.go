@@ -78,7 +78,7 @@ func benchEventsCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 		if err != nil {
 			return err
 		}
-		srv := &http.Server{Handler: httpapi.New(httpapi.Config{Pool: pool, Ledger: l, Engine: engine, Logger: slog.New(slog.DiscardHandler)})}
+		srv := &http.Server{Handler: httpapi.New(httpapi.Config{Pool: pool, Ledger: l, Engine: engine, Logger: slog.New(slog.DiscardHandler), KeyCacheTTL: 5 * time.Second})}
 		go srv.Serve(ln) //nolint:errcheck
 		defer srv.Close()
 		*url = "http://" + ln.Addr().String()

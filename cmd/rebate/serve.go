@@ -31,6 +31,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	maxConns := fs.Int("db-max-conns", envInt("REBATE_DB_MAX_CONNS", 20), "database pool size (env REBATE_DB_MAX_CONNS)")
 	bodyLimit := fs.String("body-limit", envOr("REBATE_BODY_LIMIT", "1M"), "largest request body, e.g. 1M (env REBATE_BODY_LIMIT)")
 	reqTimeout := fs.Duration("request-timeout", 30*time.Second, "per-request handler timeout")
+	keyCacheTTL := fs.Duration("key-cache-ttl", 5*time.Second, "how long a found API key is trusted without a database lookup (a revoked key works that much longer); 0 looks up every request")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 20*time.Second, "how long to drain requests and jobs on SIGTERM")
 	sealEvery := fs.Duration("seal-every", time.Second, "how often the sealing job runs")
 	coalesceWorkers := fs.Int("coalesce-workers", envInt("REBATE_COALESCE_WORKERS", 4),
@@ -99,7 +100,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	serveErr := make(chan error, 1)
 	if *mode != "worker" {
 		e := httpapi.New(httpapi.Config{
-			Pool: pool, Ledger: l, Engine: engine, Logger: log, BodyLimit: *bodyLimit, RequestTimeout: *reqTimeout,
+			Pool: pool, Ledger: l, Engine: engine, Logger: log, BodyLimit: *bodyLimit, RequestTimeout: *reqTimeout, KeyCacheTTL: *keyCacheTTL,
 			Ready: func(context.Context) error {
 				if runWorkers && !workersUp.Load() {
 					return errors.New("River workers are not running")

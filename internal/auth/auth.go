@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -119,4 +120,52 @@ func Lookup(ctx context.Context, db store.DBTX, key string) (Principal, error) {
 		return Principal{}, fmt.Errorf("look up key: %w", err)
 	}
 	return Principal{KeyID: row.ID, Name: row.Name, Role: Role(row.Role)}, nil
+}
+
+// KeyCache remembers API keys that were found, for ttl, so that a busy client's requests do not
+// each cost a database round trip. A key revoked in the database keeps working for at most ttl in
+// a process that saw it within ttl. Unknown keys and member tokens are always looked up.
+type KeyCache struct {
+	ttl  time.Duration
+	mu   sync.Mutex
+	seen map[[32]byte]cachedKey
+}
+
+type cachedKey struct {
+	p  Principal
+	at time.Time
+}
+
+// maxCachedKeys bounds the cache; past it the cache starts again empty.
+const maxCachedKeys = 10_000
+
+// NewKeyCache returns a cache that keeps keys for ttl (0 disables it).
+func NewKeyCache(ttl time.Duration) *KeyCache {
+	return &KeyCache{ttl: ttl, seen: map[[32]byte]cachedKey{}}
+}
+
+// Lookup is Lookup with the cache in front for API keys.
+func (c *KeyCache) Lookup(ctx context.Context, db store.DBTX, key string) (Principal, error) {
+	if c == nil || c.ttl <= 0 || !strings.HasPrefix(key, keyPrefix) || len(key) > 100 {
+		return Lookup(ctx, db, key)
+	}
+	h := sha256.Sum256([]byte(key))
+	now := time.Now()
+	c.mu.Lock()
+	k, ok := c.seen[h]
+	c.mu.Unlock()
+	if ok && now.Sub(k.at) < c.ttl {
+		return k.p, nil
+	}
+	p, err := Lookup(ctx, db, key)
+	if err != nil {
+		return p, err
+	}
+	c.mu.Lock()
+	if len(c.seen) >= maxCachedKeys {
+		c.seen = map[[32]byte]cachedKey{}
+	}
+	c.seen[h] = cachedKey{p: p, at: now}
+	c.mu.Unlock()
+	return p, nil
 }

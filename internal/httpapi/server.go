@@ -35,6 +35,9 @@ type Config struct {
 	BodyLimit string
 	// RequestTimeout bounds each request's handler.
 	RequestTimeout time.Duration
+	// KeyCacheTTL is how long a found API key is trusted without a database lookup (0: never);
+	// a revoked key keeps working that long (auth.KeyCache).
+	KeyCacheTTL time.Duration
 }
 
 // New builds the echo server with every route.
@@ -48,7 +51,7 @@ func New(cfg Config) *echo.Echo {
 	if cfg.RequestTimeout == 0 {
 		cfg.RequestTimeout = 30 * time.Second
 	}
-	s := &server{cfg: cfg}
+	s := &server{cfg: cfg, keys: auth.NewKeyCache(cfg.KeyCacheTTL)}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
@@ -85,7 +88,8 @@ func New(cfg Config) *echo.Echo {
 }
 
 type server struct {
-	cfg Config
+	cfg  Config
+	keys *auth.KeyCache
 }
 
 func requestID(c echo.Context) string {
@@ -137,7 +141,7 @@ func (s *server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if !ok || key == "" {
 			return &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Detail: "send Authorization: Bearer <key>"}
 		}
-		p, err := auth.Lookup(c.Request().Context(), s.cfg.Pool, key)
+		p, err := s.keys.Lookup(c.Request().Context(), s.cfg.Pool, key)
 		if err != nil {
 			if err == auth.ErrUnknownKey {
 				return &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Detail: err.Error()}
