@@ -21,6 +21,47 @@ WITH new_entries AS (
 )
 SELECT id, idempotency_key, recorded_at FROM new_entries;
 
+-- name: EntryPostMany :many
+-- EntryPostMany is EntryInsertMany plus the balance changes of the entries it inserts, in one
+-- statement (one round trip for a whole post). Deltas arrive per (entry key, balance row) and are
+-- summed over the inserted entries only, so a replayed key changes no balance; rows are updated in
+-- (account_id, shard) order, the fixed lock order. It returns one row per inserted entry
+-- (is_entry) and one per updated balance row, with the new balance.
+WITH new_entries AS (
+  INSERT INTO entries (idempotency_key, request_hash, kind, occurred_at, metadata, refers_to)
+  SELECT unnest(@keys::text[]), unnest(@hashes::bytea[]), unnest(@kinds::text[]),
+         unnest(@occurred_ats::timestamptz[]), unnest(@metadatas::jsonb[]), nullif(unnest(@refers_tos::bigint[]), 0)
+  ON CONFLICT (idempotency_key) DO NOTHING
+  RETURNING id, idempotency_key, recorded_at
+), new_postings AS (
+  INSERT INTO postings (entry_id, account_id, currency, side, amount, recorded_at)
+  SELECT e.id, p.account_id, p.currency, p.side, p.amount, e.recorded_at
+  FROM (SELECT x.*, row_number() OVER () AS ord
+          FROM (SELECT unnest(@posting_keys::text[]) AS key, unnest(@account_ids::bigint[]) AS account_id,
+                       unnest(@currencies::text[]) AS currency, unnest(@sides::text[]) AS side,
+                       unnest(@amounts::numeric[]) AS amount) x) p
+  JOIN new_entries e ON e.idempotency_key = p.key
+  ORDER BY p.ord
+  RETURNING 1
+), deltas AS (
+  SELECT d.account_id, d.shard, sum(d.delta) AS delta
+  FROM (SELECT unnest(@delta_keys::text[]) AS key, unnest(@delta_account_ids::bigint[]) AS account_id,
+               unnest(@delta_shards::smallint[]) AS shard, unnest(@deltas::numeric[]) AS delta) d
+  JOIN new_entries e ON e.idempotency_key = d.key
+  GROUP BY d.account_id, d.shard
+  ORDER BY d.account_id, d.shard
+), balances AS (
+  UPDATE account_balances b SET balance = b.balance + d.delta
+  FROM deltas d
+  WHERE b.account_id = d.account_id AND b.shard = d.shard
+  RETURNING b.account_id, b.shard, b.balance
+)
+SELECT true AS is_entry, e.id, e.idempotency_key, e.recorded_at, 0::bigint AS account_id, 0::smallint AS shard, 0::numeric AS balance
+FROM new_entries e
+UNION ALL
+SELECT false, 0::bigint, ''::text, now(), b.account_id, b.shard, b.balance
+FROM balances b;
+
 -- name: EntryGetByKeys :many
 SELECT id, idempotency_key, request_hash, kind, occurred_at, recorded_at, metadata, refers_to
 FROM entries

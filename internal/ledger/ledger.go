@@ -86,16 +86,74 @@ func (l *Ledger) Post(ctx context.Context, tx pgx.Tx, req EntryRequest) (Entry, 
 	return es[0], nil
 }
 
-// PostMany writes several entries in the caller's transaction with a handful of statements in all:
-// one insert for the entries and their postings, one balance update. Either all are written (or
-// replayed) or, on error, the caller's transaction must be rolled back.
+// PostMany writes several entries, their postings and their balance changes in the caller's
+// transaction with one statement (EntryPostMany). Either all are written (or replayed) or, on error,
+// the caller's transaction must be rolled back.
 func (l *Ledger) PostMany(ctx context.Context, tx pgx.Tx, reqs []EntryRequest) ([]Entry, error) {
-	w := l.NewWriter(tx)
-	out, err := w.Add(ctx, reqs)
+	if len(reqs) == 0 {
+		return nil, nil
+	}
+	p, err := l.prepare(ctx, tx, reqs)
 	if err != nil {
 		return nil, err
 	}
-	return out, w.Flush(ctx)
+	ip := p.params
+	params := sqlc.EntryPostManyParams{Keys: ip.Keys, Hashes: ip.Hashes, Kinds: ip.Kinds, OccurredAts: ip.OccurredAts,
+		Metadatas: ip.Metadatas, RefersTos: ip.RefersTos, PostingKeys: ip.PostingKeys, AccountIds: ip.AccountIds,
+		Currencies: ip.Currencies, Sides: ip.Sides, Amounts: ip.Amounts}
+	pid := uint32(tx.Conn().PgConn().PID())
+	for i := range reqs {
+		for k, d := range p.balanceChanges(i, pid) {
+			params.DeltaKeys = append(params.DeltaKeys, reqs[i].Key)
+			params.DeltaAccountIds = append(params.DeltaAccountIds, k.account)
+			params.DeltaShards = append(params.DeltaShards, k.shard)
+			params.Deltas = append(params.Deltas, d)
+		}
+	}
+	rows, err := store.New(tx).EntryPostMany(ctx, params)
+	if err != nil {
+		err = store.InterpretError(err)
+		if errors.Is(err, store.ErrNegativeBalance) {
+			return nil, fmt.Errorf("%w: %w", ErrInsufficientFunds, err)
+		}
+		return nil, fmt.Errorf("post entries: %w", err)
+	}
+	var inserted []sqlc.EntryInsertManyRow
+	var balances []sqlc.EntryPostManyRow
+	for _, r := range rows {
+		if r.IsEntry {
+			inserted = append(inserted, sqlc.EntryInsertManyRow{ID: r.ID, IdempotencyKey: r.IdempotencyKey, RecordedAt: r.RecordedAt})
+		} else {
+			balances = append(balances, r)
+		}
+	}
+	out, written, err := l.results(ctx, tx, p, inserted)
+	if err != nil {
+		return nil, err
+	}
+	deltas := map[balanceKey]decimal.Decimal{}
+	overdraft := map[int64]bool{}
+	for i := range reqs {
+		if !written[i] {
+			continue
+		}
+		for k, d := range p.balanceChanges(i, pid) {
+			deltas[k] = deltas[k].Add(d)
+		}
+		p.allowOverdraft(i, overdraft)
+	}
+	if len(balances) != len(deltas) {
+		return nil, fmt.Errorf("post entries: %d of %d balance rows found", len(balances), len(deltas))
+	}
+	for _, b := range balances {
+		k := balanceKey{b.AccountID, b.Shard}
+		if err := checkBalance(p.byID[k.account], b.Balance, deltas[k], overdraft[k.account], nil); err != nil {
+			return nil, err
+		}
+	}
+	metrics.EntriesPosted(false, len(inserted))
+	metrics.EntriesPosted(true, len(reqs)-len(inserted))
+	return out, nil
 }
 
 // Writer writes entries in one transaction in several steps (so a later entry can refer to an
@@ -123,109 +181,149 @@ func (w *Writer) Add(ctx context.Context, reqs []EntryRequest) ([]Entry, error) 
 	if len(reqs) == 0 {
 		return nil, nil
 	}
-	q := store.New(w.tx)
-	hashes := make([][]byte, len(reqs))
-	metas := make([][]byte, len(reqs))
-	byKey := make(map[string]int, len(reqs))
+	p, err := w.l.prepare(ctx, w.tx, reqs)
+	if err != nil {
+		return nil, err
+	}
+	inserted, err := store.New(w.tx).EntryInsertMany(ctx, p.params)
+	if err != nil {
+		return nil, fmt.Errorf("insert entries: %w", store.InterpretError(err))
+	}
+	out, written, err := w.l.results(ctx, w.tx, p, inserted)
+	if err != nil {
+		return nil, err
+	}
+	for id, a := range p.byID {
+		w.byID[id] = a
+	}
+	pid := uint32(w.tx.Conn().PgConn().PID())
+	for i := range reqs {
+		if !written[i] {
+			continue
+		}
+		for k, d := range p.balanceChanges(i, pid) {
+			w.deltas[k] = w.deltas[k].Add(d)
+		}
+		p.allowOverdraft(i, w.overdraft)
+	}
+	w.posted += len(inserted)
+	w.replayed += len(reqs) - len(inserted)
+	return out, nil
+}
+
+// prepared is a list of entry requests checked and hashed, with their accounts resolved and the
+// insert's parameters built.
+type prepared struct {
+	reqs     []EntryRequest
+	hashes   [][]byte
+	metas    [][]byte
+	byKey    map[string]int
+	accounts map[accountKey]*account
+	byID     map[int64]*account
+	params   sqlc.EntryInsertManyParams
+}
+
+func (l *Ledger) prepare(ctx context.Context, tx pgx.Tx, reqs []EntryRequest) (*prepared, error) {
+	p := &prepared{reqs: reqs, hashes: make([][]byte, len(reqs)), metas: make([][]byte, len(reqs)),
+		byKey: make(map[string]int, len(reqs)), byID: map[int64]*account{}}
 	var keys []string
 	for i := range reqs {
 		r := &reqs[i]
 		if err := r.validate(); err != nil {
 			return nil, fmt.Errorf("entry %q: %w", r.Key, err)
 		}
-		if _, dup := byKey[r.Key]; dup {
+		if _, dup := p.byKey[r.Key]; dup {
 			return nil, fmt.Errorf("%w: idempotency key %q appears twice in one batch", ErrInvalidEntry, r.Key)
 		}
-		byKey[r.Key] = i
+		p.byKey[r.Key] = i
 		keys = append(keys, r.Key)
 		meta, err := r.metadataJSON()
 		if err != nil {
 			return nil, err
 		}
-		metas[i] = meta
-		hashes[i] = r.hash(meta)
+		p.metas[i] = meta
+		p.hashes[i] = r.hash(meta)
 	}
-	accounts, err := w.l.resolveAccounts(ctx, w.tx, reqs)
+	accounts, err := l.resolveAccounts(ctx, tx, reqs)
 	if err != nil {
 		return nil, err
 	}
-
-	params := sqlc.EntryInsertManyParams{Keys: keys, Hashes: hashes, Metadatas: metas}
-	for i := range reqs {
-		r := &reqs[i]
-		params.Kinds = append(params.Kinds, r.Kind)
-		params.OccurredAts = append(params.OccurredAts, r.OccurredAt)
-		params.RefersTos = append(params.RefersTos, r.RefersTo)
-		for _, p := range r.Postings {
-			a := accounts[accountKey{p.Account, p.Amount.Currency()}]
-			params.PostingKeys = append(params.PostingKeys, r.Key)
-			params.AccountIds = append(params.AccountIds, a.id)
-			params.Currencies = append(params.Currencies, string(a.cur))
-			params.Sides = append(params.Sides, string(p.Side))
-			params.Amounts = append(params.Amounts, p.Amount.Decimal())
-		}
-	}
-	inserted, err := q.EntryInsertMany(ctx, params)
-	if err != nil {
-		return nil, fmt.Errorf("insert entries: %w", store.InterpretError(err))
-	}
-
-	out := make([]Entry, len(reqs))
-	written := make([]bool, len(reqs))
-	for _, row := range inserted {
-		i := byKey[row.IdempotencyKey]
-		written[i] = true
-		r := &reqs[i]
-		out[i] = Entry{ID: row.ID, Key: r.Key, Kind: r.Kind, OccurredAt: r.OccurredAt.UTC().Truncate(time.Microsecond),
-			RecordedAt: row.RecordedAt, Metadata: metas[i], RefersTo: r.RefersTo}
-	}
-	if len(inserted) < len(reqs) {
-		if err := w.l.loadReplays(ctx, q, reqs, hashes, written, out); err != nil {
-			return nil, err
-		}
-	}
-
-	shardOf := map[int64]int16{}
+	p.accounts = accounts
 	for _, a := range accounts {
-		w.byID[a.id] = a
+		p.byID[a.id] = a
 	}
+	p.params = sqlc.EntryInsertManyParams{Keys: keys, Hashes: p.hashes, Metadatas: p.metas}
 	for i := range reqs {
-		if !written[i] {
-			continue
-		}
 		r := &reqs[i]
-		for _, p := range r.Postings {
-			a := accounts[accountKey{p.Account, p.Amount.Currency()}]
-			out[i].Postings = append(out[i].Postings, Posting{Account: p.Account, Side: p.Side, Amount: p.Amount})
-			shard, ok := shardOf[a.id]
-			if !ok {
-				// A hot account's row is picked by the database connection's backend pid: one
-				// transaction always uses the same row (it never holds two rows of one hot
-				// account), and concurrent transactions, on different connections, mostly use
-				// different rows.
-				if a.spec.Shards > 1 {
-					shard = int16(uint32(w.tx.Conn().PgConn().PID()) % uint32(a.spec.Shards))
-				}
-				shardOf[a.id] = shard
-			}
-			k := balanceKey{a.id, shard}
-			delta := p.Amount.Decimal()
-			if (p.Side == Debit) != a.spec.Kind.DebitNormal() {
-				delta = delta.Neg()
-			}
-			w.deltas[k] = w.deltas[k].Add(delta)
+		p.params.Kinds = append(p.params.Kinds, r.Kind)
+		p.params.OccurredAts = append(p.params.OccurredAts, r.OccurredAt)
+		p.params.RefersTos = append(p.params.RefersTos, r.RefersTo)
+		for _, ps := range r.Postings {
+			a := accounts[accountKey{ps.Account, ps.Amount.Currency()}]
+			p.params.PostingKeys = append(p.params.PostingKeys, r.Key)
+			p.params.AccountIds = append(p.params.AccountIds, a.id)
+			p.params.Currencies = append(p.params.Currencies, string(a.cur))
+			p.params.Sides = append(p.params.Sides, string(ps.Side))
+			p.params.Amounts = append(p.params.Amounts, ps.Amount.Decimal())
 		}
-		for _, code := range r.AllowOverdraft {
-			for _, a := range accounts {
-				if a.code == code {
-					w.overdraft[a.id] = true
-				}
+	}
+	return p, nil
+}
+
+// results turns the inserted rows into entries and reads the replayed ones (same key and hash: the
+// original entry; a different hash: ErrIdempotencyConflict). written[i] says request i was inserted.
+func (l *Ledger) results(ctx context.Context, tx pgx.Tx, p *prepared, inserted []sqlc.EntryInsertManyRow) ([]Entry, []bool, error) {
+	out := make([]Entry, len(p.reqs))
+	written := make([]bool, len(p.reqs))
+	for _, row := range inserted {
+		i := p.byKey[row.IdempotencyKey]
+		written[i] = true
+		r := &p.reqs[i]
+		out[i] = Entry{ID: row.ID, Key: r.Key, Kind: r.Kind, OccurredAt: r.OccurredAt.UTC().Truncate(time.Microsecond),
+			RecordedAt: row.RecordedAt, Metadata: p.metas[i], RefersTo: r.RefersTo}
+		for _, ps := range r.Postings {
+			out[i].Postings = append(out[i].Postings, Posting{Account: ps.Account, Side: ps.Side, Amount: ps.Amount})
+		}
+	}
+	if len(inserted) < len(p.reqs) {
+		if err := l.loadReplays(ctx, store.New(tx), p.reqs, p.hashes, written, out); err != nil {
+			return nil, nil, err
+		}
+	}
+	return out, written, nil
+}
+
+// balanceChanges is request i's net change per balance row, on each account's normal side. A hot
+// account's row is picked by the database connection's backend pid: one transaction always uses the
+// same row (it never holds two rows of one hot account), and concurrent transactions, on different
+// connections, mostly use different rows.
+func (p *prepared) balanceChanges(i int, pid uint32) map[balanceKey]decimal.Decimal {
+	out := map[balanceKey]decimal.Decimal{}
+	for _, ps := range p.reqs[i].Postings {
+		a := p.accounts[accountKey{ps.Account, ps.Amount.Currency()}]
+		var shard int16
+		if a.spec.Shards > 1 {
+			shard = int16(pid % uint32(a.spec.Shards))
+		}
+		k := balanceKey{a.id, shard}
+		delta := ps.Amount.Decimal()
+		if (ps.Side == Debit) != a.spec.Kind.DebitNormal() {
+			delta = delta.Neg()
+		}
+		out[k] = out[k].Add(delta)
+	}
+	return out
+}
+
+// allowOverdraft marks the accounts request i may take below zero.
+func (p *prepared) allowOverdraft(i int, into map[int64]bool) {
+	for _, code := range p.reqs[i].AllowOverdraft {
+		for _, a := range p.accounts {
+			if a.code == code {
+				into[a.id] = true
 			}
 		}
 	}
-	w.posted += len(inserted)
-	w.replayed += len(reqs) - len(inserted)
-	return out, nil
 }
 
 // Flush applies the balance changes of every entry added so far.
@@ -265,19 +363,7 @@ func applyDeltas(ctx context.Context, tx pgx.Tx, deltas map[balanceKey]decimal.D
 		return cmp.Or(cmp.Compare(a.account, b.account), cmp.Compare(a.shard, b.shard))
 	})
 	check := func(k balanceKey, balance decimal.Decimal, err error) error {
-		a := byID[k.account]
-		switch {
-		case err != nil:
-			err = store.InterpretError(err)
-			if errors.Is(err, store.ErrNegativeBalance) {
-				return fmt.Errorf("%w: %s %s: %w", ErrInsufficientFunds, a.code, a.cur, err)
-			}
-			return fmt.Errorf("update balance of %s: %w", a.code, err)
-		case a.spec.Shards > 1 || !balance.IsNegative() || overdraft[a.id] || !deltas[k].IsNegative():
-			return nil
-		default:
-			return fmt.Errorf("%w: %s %s would be %s", ErrInsufficientFunds, a.code, a.cur, balance.StringFixed(a.cur.Scale()))
-		}
+		return checkBalance(byID[k.account], balance, deltas[k], overdraft[k.account], err)
 	}
 	if len(keys) <= pipelineRows {
 		params := make([]sqlc.BalanceAddParams, len(keys))
@@ -322,6 +408,24 @@ func applyDeltas(ctx context.Context, tx pgx.Tx, deltas map[balanceKey]decimal.D
 		}
 	}
 	return nil
+}
+
+// checkBalance turns a balance row's update into the ledger's error: the database refused it
+// (err), or a member's available balance went below zero by a decrease the entries did not allow.
+// Hot accounts are platform accounts that may go negative.
+func checkBalance(a *account, balance, delta decimal.Decimal, overdraft bool, err error) error {
+	switch {
+	case err != nil:
+		err = store.InterpretError(err)
+		if errors.Is(err, store.ErrNegativeBalance) {
+			return fmt.Errorf("%w: %s %s: %w", ErrInsufficientFunds, a.code, a.cur, err)
+		}
+		return fmt.Errorf("update balance of %s: %w", a.code, err)
+	case a.spec.Shards > 1 || !balance.IsNegative() || overdraft || !delta.IsNegative():
+		return nil
+	default:
+		return fmt.Errorf("%w: %s %s would be %s", ErrInsufficientFunds, a.code, a.cur, balance.StringFixed(a.cur.Scale()))
+	}
 }
 
 // resolveAccounts finds or creates every account the requests name: cached ones cost nothing,

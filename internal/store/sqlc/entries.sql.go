@@ -167,6 +167,120 @@ func (q *Queries) EntryInsertMany(ctx context.Context, arg EntryInsertManyParams
 	return items, nil
 }
 
+const entryPostMany = `-- name: EntryPostMany :many
+WITH new_entries AS (
+  INSERT INTO entries (idempotency_key, request_hash, kind, occurred_at, metadata, refers_to)
+  SELECT unnest($1::text[]), unnest($2::bytea[]), unnest($3::text[]),
+         unnest($4::timestamptz[]), unnest($5::jsonb[]), nullif(unnest($6::bigint[]), 0)
+  ON CONFLICT (idempotency_key) DO NOTHING
+  RETURNING id, idempotency_key, recorded_at
+), new_postings AS (
+  INSERT INTO postings (entry_id, account_id, currency, side, amount, recorded_at)
+  SELECT e.id, p.account_id, p.currency, p.side, p.amount, e.recorded_at
+  FROM (SELECT x.key, x.account_id, x.currency, x.side, x.amount, row_number() OVER () AS ord
+          FROM (SELECT unnest($7::text[]) AS key, unnest($8::bigint[]) AS account_id,
+                       unnest($9::text[]) AS currency, unnest($10::text[]) AS side,
+                       unnest($11::numeric[]) AS amount) x) p
+  JOIN new_entries e ON e.idempotency_key = p.key
+  ORDER BY p.ord
+  RETURNING 1
+), deltas AS (
+  SELECT d.account_id, d.shard, sum(d.delta) AS delta
+  FROM (SELECT unnest($12::text[]) AS key, unnest($13::bigint[]) AS account_id,
+               unnest($14::smallint[]) AS shard, unnest($15::numeric[]) AS delta) d
+  JOIN new_entries e ON e.idempotency_key = d.key
+  GROUP BY d.account_id, d.shard
+  ORDER BY d.account_id, d.shard
+), balances AS (
+  UPDATE account_balances b SET balance = b.balance + d.delta
+  FROM deltas d
+  WHERE b.account_id = d.account_id AND b.shard = d.shard
+  RETURNING b.account_id, b.shard, b.balance
+)
+SELECT true AS is_entry, e.id, e.idempotency_key, e.recorded_at, 0::bigint AS account_id, 0::smallint AS shard, 0::numeric AS balance
+FROM new_entries e
+UNION ALL
+SELECT false, 0::bigint, ''::text, now(), b.account_id, b.shard, b.balance
+FROM balances b
+`
+
+type EntryPostManyParams struct {
+	Keys            []string
+	Hashes          [][]byte
+	Kinds           []string
+	OccurredAts     []time.Time
+	Metadatas       [][]byte
+	RefersTos       []int64
+	PostingKeys     []string
+	AccountIds      []int64
+	Currencies      []string
+	Sides           []string
+	Amounts         []decimal.Decimal
+	DeltaKeys       []string
+	DeltaAccountIds []int64
+	DeltaShards     []int16
+	Deltas          []decimal.Decimal
+}
+
+type EntryPostManyRow struct {
+	IsEntry        bool
+	ID             int64
+	IdempotencyKey string
+	RecordedAt     time.Time
+	AccountID      int64
+	Shard          int16
+	Balance        decimal.Decimal
+}
+
+// EntryPostMany is EntryInsertMany plus the balance changes of the entries it inserts, in one
+// statement (one round trip for a whole post). Deltas arrive per (entry key, balance row) and are
+// summed over the inserted entries only, so a replayed key changes no balance; rows are updated in
+// (account_id, shard) order, the fixed lock order. It returns one row per inserted entry
+// (is_entry) and one per updated balance row, with the new balance.
+func (q *Queries) EntryPostMany(ctx context.Context, arg EntryPostManyParams) ([]EntryPostManyRow, error) {
+	rows, err := q.db.Query(ctx, entryPostMany,
+		arg.Keys,
+		arg.Hashes,
+		arg.Kinds,
+		arg.OccurredAts,
+		arg.Metadatas,
+		arg.RefersTos,
+		arg.PostingKeys,
+		arg.AccountIds,
+		arg.Currencies,
+		arg.Sides,
+		arg.Amounts,
+		arg.DeltaKeys,
+		arg.DeltaAccountIds,
+		arg.DeltaShards,
+		arg.Deltas,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []EntryPostManyRow{}
+	for rows.Next() {
+		var i EntryPostManyRow
+		if err := rows.Scan(
+			&i.IsEntry,
+			&i.ID,
+			&i.IdempotencyKey,
+			&i.RecordedAt,
+			&i.AccountID,
+			&i.Shard,
+			&i.Balance,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const postingListByEntries = `-- name: PostingListByEntries :many
 SELECT p.id, p.entry_id, (SELECT a.code FROM accounts a WHERE a.id = p.account_id)::text AS code,
        p.currency, p.side, p.amount
