@@ -106,7 +106,17 @@ func benchDatabase(ctx context.Context, fs *flag.FlagSet, dbURL *string, args []
 
 // benchAccounts creates the member held accounts the benchmark credits, in bulk.
 func benchAccounts(ctx context.Context, pool *pgxpool.Pool, n int) error {
-	return createHeldAccounts(ctx, pool, n, benchMember, money.CNY)
+	if err := createHeldAccounts(ctx, pool, n, benchMember, money.CNY); err != nil {
+		return err
+	}
+	return analyze(ctx, pool)
+}
+
+// analyze refreshes the planner's statistics after a bulk load, as an import would (autovacuum gets
+// there too, minutes later; until then plans are made for empty tables).
+func analyze(ctx context.Context, pool *pgxpool.Pool) error {
+	_, err := pool.Exec(ctx, "ANALYZE")
+	return err
 }
 
 // createHeldAccounts bulk-creates members' held accounts, as an import of existing members would.

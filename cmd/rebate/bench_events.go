@@ -127,7 +127,7 @@ func benchForest(ctx context.Context, pool *pgxpool.Pool, n int) error {
 			return err
 		}
 	}
-	return nil
+	return analyze(ctx, pool)
 }
 
 func loadForest(ctx context.Context, pool *pgxpool.Pool, n int) error {
