@@ -326,6 +326,39 @@ func (p *prepared) allowOverdraft(i int, into map[int64]bool) {
 	}
 }
 
+// FlushSteps is Flush as steps for a caller's store.Pipelined, so the balance statements share a
+// round trip with the caller's own last writes (they must come last in it: the balance rows are the
+// most contended locks). done takes the pipeline's error; the flush is complete when it returns nil.
+func (w *Writer) FlushSteps(ctx context.Context) (steps []func(q *store.Queries) error, done func(error) error) {
+	keys := make([]balanceKey, 0, len(w.deltas))
+	for k := range w.deltas {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b balanceKey) int {
+		return cmp.Or(cmp.Compare(a.account, b.account), cmp.Compare(a.shard, b.shard))
+	})
+	deltas, byID, overdraft := w.deltas, w.byID, w.overdraft
+	check := func(k balanceKey, balance decimal.Decimal, err error) error {
+		return checkBalance(byID[k.account], balance, deltas[k], overdraft[k.account], err)
+	}
+	posted, replayed := w.posted, w.replayed
+	w.deltas, w.posted, w.replayed = map[balanceKey]decimal.Decimal{}, 0, 0
+	var check2 func(error) error
+	if len(keys) > 0 {
+		steps, check2 = bulkBalanceSteps(ctx, keys, deltas, check)
+	}
+	return steps, func(err error) error {
+		if check2 != nil {
+			err = check2(err)
+		}
+		if err == nil {
+			metrics.EntriesPosted(false, posted)
+			metrics.EntriesPosted(true, replayed)
+		}
+		return err
+	}
+}
+
 // Flush applies the balance changes of every entry added so far.
 func (w *Writer) Flush(ctx context.Context) error {
 	if len(w.deltas) > 0 {
@@ -378,6 +411,16 @@ func applyDeltas(ctx context.Context, tx pgx.Tx, deltas map[balanceKey]decimal.D
 		})
 		return firstErr
 	}
+	steps, done := bulkBalanceSteps(ctx, keys, deltas, check)
+	// One round trip; generic plans, because planning these array queries costs more than running them.
+	steps = append([]func(q *store.Queries) error{func(q *store.Queries) error { return q.SessionGenericPlans(ctx) }}, steps...)
+	return done(store.Pipelined(ctx, tx, steps...))
+}
+
+// bulkBalanceSteps locks the rows in keys' order and adds their deltas, as two pipeline steps; done
+// takes the pipeline's error and checks every updated row.
+func bulkBalanceSteps(ctx context.Context, keys []balanceKey, deltas map[balanceKey]decimal.Decimal,
+	check func(balanceKey, decimal.Decimal, error) error) (steps []func(q *store.Queries) error, done func(error) error) {
 	var lock sqlc.BalanceLockManyParams
 	add := sqlc.BalanceAddManyParams{}
 	for _, k := range keys {
@@ -386,28 +429,30 @@ func applyDeltas(ctx context.Context, tx pgx.Tx, deltas map[balanceKey]decimal.D
 		add.Deltas = append(add.Deltas, deltas[k])
 	}
 	add.AccountIds, add.Shards = lock.AccountIds, lock.Shards
-	// One round trip; generic plans, because planning these array queries costs more than running them.
 	var rows []sqlc.BalanceAddManyRow
-	err := store.Pipelined(ctx, tx,
-		func(q *store.Queries) error { return q.SessionGenericPlans(ctx) },
+	steps = []func(q *store.Queries) error{
 		func(q *store.Queries) error { return q.BalanceLockMany(ctx, lock) },
-		func(q *store.Queries) (err error) { rows, err = q.BalanceAddMany(ctx, add); return err })
-	if err != nil {
-		err = store.InterpretError(err)
-		if errors.Is(err, store.ErrNegativeBalance) {
-			return fmt.Errorf("%w: %w", ErrInsufficientFunds, err)
+		func(q *store.Queries) (err error) { rows, err = q.BalanceAddMany(ctx, add); return err },
+	}
+	done = func(err error) error {
+		if err != nil {
+			err = store.InterpretError(err)
+			if errors.Is(err, store.ErrNegativeBalance) {
+				return fmt.Errorf("%w: %w", ErrInsufficientFunds, err)
+			}
+			return fmt.Errorf("update balances: %w", err)
 		}
-		return fmt.Errorf("update balances: %w", err)
-	}
-	if len(rows) != len(keys) {
-		return fmt.Errorf("update balances: %d of %d balance rows found", len(rows), len(keys))
-	}
-	for _, row := range rows {
-		if err := check(balanceKey{row.AccountID, row.Shard}, row.Balance, nil); err != nil {
-			return err
+		if len(rows) != len(keys) {
+			return fmt.Errorf("update balances: %d of %d balance rows found", len(rows), len(keys))
 		}
+		for _, row := range rows {
+			if err := check(balanceKey{row.AccountID, row.Shard}, row.Balance, nil); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	return nil
+	return steps, done
 }
 
 // checkBalance turns a balance row's update into the ledger's error: the database refused it

@@ -204,7 +204,8 @@ func (b *batch) run(ctx context.Context, parsed []parsedEvent, idx []int, out []
 	if err := b.writeEntries(ctx, jw); err != nil {
 		return err
 	}
-	// The rest goes in one round trip: the events with their answers, then the rows of every table.
+	// The rest goes in one round trip: the events with their answers, the rows of every table, and
+	// the entries' balances (River's insert goes just before, in its own).
 	pl := store.NewPipeline(b.tx)
 	q := pl.Queries()
 	var evs sqlc.EventInsertManyParams
@@ -230,14 +231,6 @@ func (b *batch) run(ctx context.Context, parsed []parsedEvent, idx []int, out []
 	b.queueOrders(ctx, q)
 	b.queueRefunds(ctx, q)
 	b.queueMembers(ctx, q)
-	if err := pl.Send(ctx); err != nil {
-		return raceOr(fmt.Errorf("record the batch: %w", err))
-	}
-	for _, pc := range b.pointClaws {
-		if _, err := b.q.PointsLotClaw(ctx, pc); err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("claw points lot: %w", err)
-		}
-	}
 	if len(b.releases) > 0 {
 		if b.e.schedule == nil {
 			return errors.New("rebate engine has no release scheduler")
@@ -246,9 +239,23 @@ func (b *batch) run(ctx context.Context, parsed []parsedEvent, idx []int, out []
 			return fmt.Errorf("schedule releases: %w", err)
 		}
 	}
+	var then []func(q *store.Queries) error
+	for _, pc := range b.pointClaws {
+		then = append(then, func(q *store.Queries) error {
+			if _, err := q.PointsLotClaw(ctx, pc); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("claw points lot: %w", err)
+			}
+			return nil
+		})
+	}
 	// Balances last: the rows of popular referrers' accounts are the most contended locks a batch
 	// takes, so they are held only for this statement and the commit.
-	return jw.Flush(ctx)
+	balances, flushed := jw.FlushSteps(ctx)
+	err = pl.Send(ctx, append(then, balances...)...)
+	if race := raceOr(err); errors.Is(race, errRace) {
+		return race
+	}
+	return flushed(err)
 }
 
 // claim sorts the events into those sent before (the same body answers its stored response, a

@@ -44,14 +44,39 @@ func (p *Pipeline) QueryRow(context.Context, string, ...any) pgx.Row { return er
 // SendBatch is refused, as Query.
 func (p *Pipeline) SendBatch(context.Context, *pgx.Batch) pgx.BatchResults { return errBatch{p.tx} }
 
-// Send runs the queued statements and returns the first error (the transaction is then aborted).
-func (p *Pipeline) Send(ctx context.Context) error {
-	if p.batch.Len() == 0 {
+// Send runs the queued statements and then the steps (as Pipelined runs them), in one round trip,
+// and returns the first error (the transaction is then aborted).
+func (p *Pipeline) Send(ctx context.Context, then ...func(q *Queries) error) error {
+	queued := p.batch.Len()
+	rec := &recorder{batch: p.batch}
+	p.batch = pgx.Batch{}
+	for i, step := range then {
+		before := rec.batch.Len()
+		_ = step(New(rec))
+		if rec.batch.Len() != before+1 {
+			return fmt.Errorf("store: pipelined step %d sent %d statements, want 1", i, rec.batch.Len()-before)
+		}
+	}
+	if rec.batch.Len() == 0 {
 		return nil
 	}
-	err := p.tx.SendBatch(ctx, &p.batch).Close()
-	p.batch = pgx.Batch{}
-	return err
+	br := p.tx.SendBatch(ctx, &rec.batch)
+	var first error
+	for range queued {
+		if _, err := br.Exec(); err != nil && first == nil {
+			first = err
+		}
+	}
+	rd := &reader{br: br}
+	for _, step := range then {
+		if err := step(New(rd)); err != nil && first == nil {
+			first = err
+		}
+	}
+	if err := br.Close(); err != nil && first == nil {
+		first = err
+	}
+	return first
 }
 
 type errRow struct{}
@@ -72,26 +97,7 @@ func (b errBatch) Tx() pgx.Tx                     { return b.tx }
 // A step must therefore do the same on both calls and keep only the second call's result. Steps
 // run in order, each statement with its own snapshot, as they would one by one.
 func Pipelined(ctx context.Context, tx pgx.Tx, steps ...func(q *Queries) error) error {
-	rec := &recorder{}
-	for i, step := range steps {
-		before := rec.batch.Len()
-		_ = step(New(rec))
-		if rec.batch.Len() != before+1 {
-			return fmt.Errorf("store: pipelined step %d sent %d statements, want 1", i, rec.batch.Len()-before)
-		}
-	}
-	br := tx.SendBatch(ctx, &rec.batch)
-	rd := &reader{br: br}
-	var first error
-	for _, step := range steps {
-		if err := step(New(rd)); err != nil && first == nil {
-			first = err
-		}
-	}
-	if err := br.Close(); err != nil && first == nil {
-		first = err
-	}
-	return first
+	return NewPipeline(tx).Send(ctx, steps...)
 }
 
 // errRecorded stops a step's first call once its statement is recorded.
