@@ -67,11 +67,6 @@ SELECT id, idempotency_key, request_hash, kind, occurred_at, recorded_at, metada
 FROM entries
 WHERE idempotency_key = ANY(@keys::text[]);
 
--- name: EntryGetByID :one
-SELECT id, idempotency_key, request_hash, kind, occurred_at, recorded_at, metadata, refers_to
-FROM entries
-WHERE id = @id;
-
 -- name: PostingListByEntries :many
 -- The account code is looked up per posting by primary key: a join would let the planner scan
 -- every account for a handful of postings.

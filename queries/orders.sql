@@ -32,9 +32,6 @@ WHERE beneficiary_id = @beneficiary_id
 GROUP BY currency
 ORDER BY currency;
 
--- name: OrderPaidExistsForMember :one
-SELECT EXISTS (SELECT 1 FROM orders WHERE member_id = @member_id) AS paid;
-
 -- name: OrderLockMany :many
 -- OrderLockMany locks the orders that exist among the ids, sorted by id (the fixed lock order).
 SELECT order_id, event_id, member_id, amount, currency, occurred_at, program_version, upline,

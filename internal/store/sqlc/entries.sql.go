@@ -12,39 +12,6 @@ import (
 	"github.com/shopspring/decimal"
 )
 
-const entryGetByID = `-- name: EntryGetByID :one
-SELECT id, idempotency_key, request_hash, kind, occurred_at, recorded_at, metadata, refers_to
-FROM entries
-WHERE id = $1
-`
-
-type EntryGetByIDRow struct {
-	ID             int64
-	IdempotencyKey string
-	RequestHash    []byte
-	Kind           string
-	OccurredAt     time.Time
-	RecordedAt     time.Time
-	Metadata       []byte
-	RefersTo       *int64
-}
-
-func (q *Queries) EntryGetByID(ctx context.Context, id int64) (EntryGetByIDRow, error) {
-	row := q.db.QueryRow(ctx, entryGetByID, id)
-	var i EntryGetByIDRow
-	err := row.Scan(
-		&i.ID,
-		&i.IdempotencyKey,
-		&i.RequestHash,
-		&i.Kind,
-		&i.OccurredAt,
-		&i.RecordedAt,
-		&i.Metadata,
-		&i.RefersTo,
-	)
-	return i, err
-}
-
 const entryGetByKeys = `-- name: EntryGetByKeys :many
 SELECT id, idempotency_key, request_hash, kind, occurred_at, recorded_at, metadata, refers_to
 FROM entries

@@ -352,17 +352,6 @@ func (q *Queries) OrderLockMany(ctx context.Context, orderIds []string) ([]Order
 	return items, nil
 }
 
-const orderPaidExistsForMember = `-- name: OrderPaidExistsForMember :one
-SELECT EXISTS (SELECT 1 FROM orders WHERE member_id = $1) AS paid
-`
-
-func (q *Queries) OrderPaidExistsForMember(ctx context.Context, memberID string) (bool, error) {
-	row := q.db.QueryRow(ctx, orderPaidExistsForMember, memberID)
-	var paid bool
-	err := row.Scan(&paid)
-	return paid, err
-}
-
 const orderSetRefundedMany = `-- name: OrderSetRefundedMany :exec
 UPDATE orders o SET refunded = v.refunded, excess_refunded = v.excess_refunded
 FROM (SELECT unnest($1::text[]) AS order_id, unnest($2::numeric[]) AS refunded,
