@@ -289,7 +289,9 @@ func TestStatementReferralsAndBatch(t *testing.T) {
 func TestPointsRedemptionEndpoint(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	status, _, _ := b.do(t, "POST", "/v1/members", b.shop, `{"id":"m"}`) // the default program gives 50 sign-up points
+	status, _, _ := b.do(t, "POST", "/v1/members", b.shop, `{"id":"p"}`)
+	require.Equal(t, http.StatusCreated, status)
+	status, _, _ = b.do(t, "POST", "/v1/members", b.shop, `{"id":"m","referrer_id":"p"}`) // the default program gives an invitee 50 sign-up points
 	require.Equal(t, http.StatusCreated, status)
 	status, r, hdr := b.do(t, "POST", "/v1/members/m/points/redemptions", b.shop, `{"id":"x1","points":20,"reason":"coupon"}`)
 	require.Equal(t, http.StatusCreated, status, r)

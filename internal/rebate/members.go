@@ -185,6 +185,11 @@ func insertMember(ctx context.Context, tx pgx.Tx, p sqlc.MemberInsertParams) (sq
 }
 
 func (e *Engine) signupPoints(ctx context.Context, tx pgx.Tx, m Member) error {
+	if m.ReferrerID == "" {
+		// Sign-up points reward a referral, for both of its parties: a member who joined without an
+		// inviter gets none.
+		return nil
+	}
 	p, err := ProgramAt(ctx, tx, m.CreatedAt)
 	if err != nil {
 		return err
@@ -201,9 +206,7 @@ func (e *Engine) signupPoints(ctx context.Context, tx pgx.Tx, m Member) error {
 			Side: ledger.Credit, Amount: points(pts)})
 	}
 	credit(m.ID, p.Rules.SignupReferee)
-	if m.ReferrerID != "" {
-		credit(m.ReferrerID, p.Rules.SignupReferrer)
-	}
+	credit(m.ReferrerID, p.Rules.SignupReferrer)
 	if total == 0 {
 		return nil
 	}
@@ -216,10 +219,7 @@ func (e *Engine) signupPoints(ctx context.Context, tx pgx.Tx, m Member) error {
 	if err := grantPointsLot(ctx, q, m.ID, "signup", m.ID, p.Rules.SignupReferee, m.CreatedAt, p.Rules.PointsValidity); err != nil {
 		return err
 	}
-	if m.ReferrerID != "" {
-		return grantPointsLot(ctx, q, m.ReferrerID, "signup", m.ID, p.Rules.SignupReferrer, m.CreatedAt, p.Rules.PointsValidity)
-	}
-	return nil
+	return grantPointsLot(ctx, q, m.ReferrerID, "signup", m.ID, p.Rules.SignupReferrer, m.CreatedAt, p.Rules.PointsValidity)
 }
 
 func points(n int64) money.Amount {

@@ -24,7 +24,7 @@ func TestPoints(t *testing.T) {
 		program(t, b, func(r *rebate.RulesJSON) {
 			r.Points.SignupReferrer, r.Points.SignupReferee, r.Points.PerUnit, r.HoldPeriod = 100, 50, "1", "0s"
 		})
-		chain(t, b, "ref", "a") // ref: 50 for joining, 100 for inviting a (lots valid from now)
+		chain(t, b, "top", "ref", "a") // ref: 50 for joining (top invited it), 100 for inviting a (lots valid from now)
 		paid(t, b, "e1", "o1", "a", "30.00", t0)
 		// ref: 30 more points, valid from the order's release time t0, so they expire first.
 		require.NoError(t, b.engine.Release(ctx, "o1"))
@@ -59,11 +59,23 @@ func TestPoints(t *testing.T) {
 		verifyClean(t, b)
 	})
 
+	t.Run("NoSignUpPointsWithoutAnInviter", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		program(t, b, func(r *rebate.RulesJSON) { r.Points.SignupReferrer, r.Points.SignupReferee = 100, 50 })
+		chain(t, b, "alone")
+		require.Equal(t, "0", balance(t, b, "alone", "available", money.PTS))
+		chain(t, b, "alone", "friend") // alone invites friend: both parties of the referral
+		require.Equal(t, "100", balance(t, b, "alone", "available", money.PTS))
+		require.Equal(t, "50", balance(t, b, "friend", "available", money.PTS))
+		verifyClean(t, b)
+	})
+
 	t.Run("ConcurrentRedemptionsNeverOverspend", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		program(t, b, func(r *rebate.RulesJSON) { r.Points.SignupReferee = 100 })
-		chain(t, b, "m")
+		chain(t, b, "p", "m") // invited by p: sign-up points reward a referral
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		ok := 0
@@ -89,7 +101,7 @@ func TestPoints(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		program(t, b, func(r *rebate.RulesJSON) { r.Points.SignupReferee, r.Points.Validity = 100, "1h" })
-		chain(t, b, "m")
+		chain(t, b, "p", "m") // invited by p: sign-up points reward a referral
 		_, _, err := b.engine.Redeem(ctx, "m", rebate.Redemption{ID: "r1", Points: 40}, time.Now())
 		require.NoError(t, err)
 		n, err := b.engine.ExpirePoints(ctx, time.Now(), 100)
@@ -115,7 +127,7 @@ func TestPoints(t *testing.T) {
 		program(t, b, func(r *rebate.RulesJSON) {
 			r.Points.SignupReferrer, r.Points.SignupReferee, r.Points.PerUnit, r.HoldPeriod = 100, 50, "1", "0s"
 		})
-		chain(t, b, "ref", "a") // ref: lots of 50 (joining) and 100 (inviting a)
+		chain(t, b, "top", "ref", "a") // ref: lots of 50 (joining) and 100 (inviting a); top: 100 (inviting ref)
 		paid(t, b, "e1", "o1", "a", "40.00", t0)
 		require.NoError(t, b.engine.Release(ctx, "o1")) // a released lot of 40, expiring first
 		_, _, err := b.engine.Redeem(ctx, "ref", rebate.Redemption{ID: "x", Points: 40}, time.Now())
@@ -127,10 +139,10 @@ func TestPoints(t *testing.T) {
 		require.Equal(t, "110", balance(t, b, "ref", "available", money.PTS))
 		n, err := b.engine.ExpirePoints(ctx, time.Now().Add(2*8760*time.Hour), 100)
 		require.NoError(t, err)
-		require.Equal(t, 3, n, "ref's two lots and a's sign-up lot")
+		require.Equal(t, 4, n, "ref's two lots, a's and top's sign-up lots")
 		require.Equal(t, "0", balance(t, b, "ref", "available", money.PTS))
 		expired, _ := b.ledger.Balance(ctx, ledger.PointsExpired, money.PTS)
-		require.Equal(t, "160", expired.String(), "ref's 110 and a's 50")
+		require.Equal(t, "260", expired.String(), "ref's 110, a's 50 and top's 100")
 		verifyClean(t, b)
 	})
 
