@@ -1,29 +1,8 @@
--- name: EntryInsertMany :many
--- EntryInsertMany writes entries whose idempotency key is new, and their postings, in one statement.
--- Keys that exist return no row and get no postings; a concurrent writer of the same key is waited
--- for, so a duplicate can never produce two entries. Postings are numbered in request order.
-WITH new_entries AS (
-  INSERT INTO entries (idempotency_key, request_hash, kind, occurred_at, metadata, refers_to)
-  SELECT unnest(@keys::text[]), unnest(@hashes::bytea[]), unnest(@kinds::text[]),
-         unnest(@occurred_ats::timestamptz[]), unnest(@metadatas::jsonb[]), nullif(unnest(@refers_tos::bigint[]), 0)
-  ON CONFLICT (idempotency_key) DO NOTHING
-  RETURNING id, idempotency_key, recorded_at
-), new_postings AS (
-  INSERT INTO postings (entry_id, account_id, currency, side, amount, recorded_at)
-  SELECT e.id, p.account_id, p.currency, p.side, p.amount, e.recorded_at
-  FROM (SELECT x.*, row_number() OVER () AS ord
-          FROM (SELECT unnest(@posting_keys::text[]) AS key, unnest(@account_ids::bigint[]) AS account_id,
-                       unnest(@currencies::text[]) AS currency, unnest(@sides::text[]) AS side,
-                       unnest(@amounts::numeric[]) AS amount) x) p
-  JOIN new_entries e ON e.idempotency_key = p.key
-  ORDER BY p.ord
-  RETURNING 1
-)
-SELECT id, idempotency_key, recorded_at FROM new_entries;
-
 -- name: EntryPostMany :many
--- EntryPostMany is EntryInsertMany plus the balance changes of the entries it inserts, in one
--- statement (one round trip for a whole post). Deltas arrive per (entry key, balance row) and are
+-- EntryPostMany writes entries whose idempotency key is new, their postings, and (when given) the
+-- balance changes of the entries it inserts, in one statement (one round trip for a whole post).
+-- Keys that exist return no row and get no postings; a concurrent writer of the same key is waited
+-- for, so a duplicate can never produce two entries. Postings are numbered in request order. Deltas arrive per (entry key, balance row) and are
 -- summed over the inserted entries only, so a replayed key changes no balance; rows are updated in
 -- (account_id, shard) order, the fixed lock order. It returns one row per inserted entry
 -- (is_entry) and one per updated balance row, with the new balance.

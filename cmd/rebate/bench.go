@@ -59,17 +59,11 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	var res benchResult
-	if *warmup > 0 {
-		// A fresh database's tables were analyzed empty: the first seconds of any workload run on
-		// plans made for empty tables (River's job fetch among them) until autovacuum analyzes
-		// them a minute later. The measured phase starts from a database that has seen the workload.
-		fmt.Fprintf(stderr, "bench: warming up for %s (not measured), then ANALYZE\n", *warmup)
-		if _, err := benchLedger(ctx, pool, *warmup, *concurrency, *batch, *members, io.Discard); err != nil {
-			return err
-		}
-		if err := analyze(ctx, pool); err != nil {
-			return err
-		}
+	if err := warmUp(ctx, pool, *warmup, stderr, func() error {
+		_, err := benchLedger(ctx, pool, *warmup, *concurrency, *batch, *members, io.Discard)
+		return err
+	}); err != nil {
+		return err
 	}
 	ceiling, err := bracketed(ctx, *skipCeiling, *dbURL, *concurrency, *duration, stderr, func() error {
 		stop, err := startCPUProfile(*cpuProfile)
@@ -120,6 +114,21 @@ func benchDatabase(ctx context.Context, fs *flag.FlagSet, dbURL *string, args []
 // benchAccounts creates the member held accounts the benchmark credits, in bulk.
 func benchAccounts(ctx context.Context, pool *pgxpool.Pool, n int) error {
 	if err := createHeldAccounts(ctx, pool, n, benchMember, money.CNY); err != nil {
+		return err
+	}
+	return analyze(ctx, pool)
+}
+
+// warmUp runs the workload for d, unmeasured, then ANALYZE. A fresh database's tables were analyzed
+// empty: the first seconds of any workload run on plans made for empty tables (River's job fetch
+// among them) until autovacuum analyzes them a minute later, so the measured phase starts from a
+// database that has seen the workload.
+func warmUp(ctx context.Context, pool *pgxpool.Pool, d time.Duration, stderr io.Writer, run func() error) error {
+	if d <= 0 {
+		return nil
+	}
+	fmt.Fprintf(stderr, "bench: warming up for %s (not measured), then ANALYZE\n", d)
+	if err := run(); err != nil {
 		return err
 	}
 	return analyze(ctx, pool)

@@ -88,17 +88,11 @@ func benchEventsCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 	}
 	var res eventsResult
-	if *warmup > 0 {
-		// A fresh database's tables were analyzed empty: the first seconds of any workload run on
-		// plans made for empty tables (River's job fetch among them) until autovacuum analyzes
-		// them a minute later. The measured phase starts from a database that has seen the workload.
-		fmt.Fprintf(stderr, "bench: warming up for %s (not measured), then ANALYZE\n", *warmup)
-		if _, err := benchEvents(ctx, *url, *key, *warmup, *concurrency, *batch, *members, io.Discard); err != nil {
-			return err
-		}
-		if err := analyze(ctx, pool); err != nil {
-			return err
-		}
+	if err := warmUp(ctx, pool, *warmup, stderr, func() error {
+		_, err := benchEvents(ctx, *url, *key, *warmup, *concurrency, *batch, *members, io.Discard)
+		return err
+	}); err != nil {
+		return err
 	}
 	ceiling, err := bracketed(ctx, *skipCeiling, *dbURL, *concurrency, *duration, stderr, func() error {
 		stop, err := startCPUProfile(*cpuProfile)

@@ -97,10 +97,7 @@ func (l *Ledger) PostMany(ctx context.Context, tx pgx.Tx, reqs []EntryRequest) (
 	if err != nil {
 		return nil, err
 	}
-	ip := p.params
-	params := sqlc.EntryPostManyParams{Keys: ip.Keys, Hashes: ip.Hashes, Kinds: ip.Kinds, OccurredAts: ip.OccurredAts,
-		Metadatas: ip.Metadatas, RefersTos: ip.RefersTos, PostingKeys: ip.PostingKeys, AccountIds: ip.AccountIds,
-		Currencies: ip.Currencies, Sides: ip.Sides, Amounts: ip.Amounts}
+	params := p.postParams()
 	pid := uint32(tx.Conn().PgConn().PID())
 	for i := range reqs {
 		for k, d := range p.balanceChanges(i, pid) {
@@ -118,12 +115,10 @@ func (l *Ledger) PostMany(ctx context.Context, tx pgx.Tx, reqs []EntryRequest) (
 		}
 		return nil, fmt.Errorf("post entries: %w", err)
 	}
-	var inserted []sqlc.EntryInsertManyRow
+	inserted := entryRows(rows)
 	var balances []sqlc.EntryPostManyRow
 	for _, r := range rows {
-		if r.IsEntry {
-			inserted = append(inserted, sqlc.EntryInsertManyRow{ID: r.ID, IdempotencyKey: r.IdempotencyKey, RecordedAt: r.RecordedAt})
-		} else {
+		if !r.IsEntry {
 			balances = append(balances, r)
 		}
 	}
@@ -185,10 +180,12 @@ func (w *Writer) Add(ctx context.Context, reqs []EntryRequest) ([]Entry, error) 
 	if err != nil {
 		return nil, err
 	}
-	inserted, err := store.New(w.tx).EntryInsertMany(ctx, p.params)
+	// EntryPostMany with no balance changes: the writer applies them all at once in Flush.
+	rows, err := store.New(w.tx).EntryPostMany(ctx, p.postParams())
 	if err != nil {
 		return nil, fmt.Errorf("insert entries: %w", store.InterpretError(err))
 	}
+	inserted := entryRows(rows)
 	out, written, err := w.l.results(ctx, w.tx, p, inserted)
 	if err != nil {
 		return nil, err
@@ -220,7 +217,21 @@ type prepared struct {
 	byKey    map[string]int
 	accounts map[accountKey]*account
 	byID     map[int64]*account
-	params   sqlc.EntryInsertManyParams
+	params   sqlc.EntryPostManyParams // without balance changes
+}
+
+// postParams is a copy of the insert's parameters, to which a caller may add balance changes.
+func (p *prepared) postParams() sqlc.EntryPostManyParams { return p.params }
+
+// entryRows are the entry rows of EntryPostMany's answer.
+func entryRows(rows []sqlc.EntryPostManyRow) []sqlc.EntryPostManyRow {
+	var out []sqlc.EntryPostManyRow
+	for _, r := range rows {
+		if r.IsEntry {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func (l *Ledger) prepare(ctx context.Context, tx pgx.Tx, reqs []EntryRequest) (*prepared, error) {
@@ -252,7 +263,7 @@ func (l *Ledger) prepare(ctx context.Context, tx pgx.Tx, reqs []EntryRequest) (*
 	for _, a := range accounts {
 		p.byID[a.id] = a
 	}
-	p.params = sqlc.EntryInsertManyParams{Keys: keys, Hashes: p.hashes, Metadatas: p.metas}
+	p.params = sqlc.EntryPostManyParams{Keys: keys, Hashes: p.hashes, Metadatas: p.metas}
 	for i := range reqs {
 		r := &reqs[i]
 		p.params.Kinds = append(p.params.Kinds, r.Kind)
@@ -272,7 +283,7 @@ func (l *Ledger) prepare(ctx context.Context, tx pgx.Tx, reqs []EntryRequest) (*
 
 // results turns the inserted rows into entries and reads the replayed ones (same key and hash: the
 // original entry; a different hash: ErrIdempotencyConflict). written[i] says request i was inserted.
-func (l *Ledger) results(ctx context.Context, tx pgx.Tx, p *prepared, inserted []sqlc.EntryInsertManyRow) ([]Entry, []bool, error) {
+func (l *Ledger) results(ctx context.Context, tx pgx.Tx, p *prepared, inserted []sqlc.EntryPostManyRow) ([]Entry, []bool, error) {
 	out := make([]Entry, len(p.reqs))
 	written := make([]bool, len(p.reqs))
 	for _, row := range inserted {

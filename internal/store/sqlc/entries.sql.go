@@ -58,82 +58,6 @@ func (q *Queries) EntryGetByKeys(ctx context.Context, keys []string) ([]EntryGet
 	return items, nil
 }
 
-const entryInsertMany = `-- name: EntryInsertMany :many
-WITH new_entries AS (
-  INSERT INTO entries (idempotency_key, request_hash, kind, occurred_at, metadata, refers_to)
-  SELECT unnest($1::text[]), unnest($2::bytea[]), unnest($3::text[]),
-         unnest($4::timestamptz[]), unnest($5::jsonb[]), nullif(unnest($6::bigint[]), 0)
-  ON CONFLICT (idempotency_key) DO NOTHING
-  RETURNING id, idempotency_key, recorded_at
-), new_postings AS (
-  INSERT INTO postings (entry_id, account_id, currency, side, amount, recorded_at)
-  SELECT e.id, p.account_id, p.currency, p.side, p.amount, e.recorded_at
-  FROM (SELECT x.key, x.account_id, x.currency, x.side, x.amount, row_number() OVER () AS ord
-          FROM (SELECT unnest($7::text[]) AS key, unnest($8::bigint[]) AS account_id,
-                       unnest($9::text[]) AS currency, unnest($10::text[]) AS side,
-                       unnest($11::numeric[]) AS amount) x) p
-  JOIN new_entries e ON e.idempotency_key = p.key
-  ORDER BY p.ord
-  RETURNING 1
-)
-SELECT id, idempotency_key, recorded_at FROM new_entries
-`
-
-type EntryInsertManyParams struct {
-	Keys        []string
-	Hashes      [][]byte
-	Kinds       []string
-	OccurredAts []time.Time
-	Metadatas   [][]byte
-	RefersTos   []int64
-	PostingKeys []string
-	AccountIds  []int64
-	Currencies  []string
-	Sides       []string
-	Amounts     []decimal.Decimal
-}
-
-type EntryInsertManyRow struct {
-	ID             int64
-	IdempotencyKey string
-	RecordedAt     time.Time
-}
-
-// EntryInsertMany writes entries whose idempotency key is new, and their postings, in one statement.
-// Keys that exist return no row and get no postings; a concurrent writer of the same key is waited
-// for, so a duplicate can never produce two entries. Postings are numbered in request order.
-func (q *Queries) EntryInsertMany(ctx context.Context, arg EntryInsertManyParams) ([]EntryInsertManyRow, error) {
-	rows, err := q.db.Query(ctx, entryInsertMany,
-		arg.Keys,
-		arg.Hashes,
-		arg.Kinds,
-		arg.OccurredAts,
-		arg.Metadatas,
-		arg.RefersTos,
-		arg.PostingKeys,
-		arg.AccountIds,
-		arg.Currencies,
-		arg.Sides,
-		arg.Amounts,
-	)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []EntryInsertManyRow{}
-	for rows.Next() {
-		var i EntryInsertManyRow
-		if err := rows.Scan(&i.ID, &i.IdempotencyKey, &i.RecordedAt); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const entryPostMany = `-- name: EntryPostMany :many
 WITH new_entries AS (
   INSERT INTO entries (idempotency_key, request_hash, kind, occurred_at, metadata, refers_to)
@@ -199,8 +123,10 @@ type EntryPostManyRow struct {
 	Balance        decimal.Decimal
 }
 
-// EntryPostMany is EntryInsertMany plus the balance changes of the entries it inserts, in one
-// statement (one round trip for a whole post). Deltas arrive per (entry key, balance row) and are
+// EntryPostMany writes entries whose idempotency key is new, their postings, and (when given) the
+// balance changes of the entries it inserts, in one statement (one round trip for a whole post).
+// Keys that exist return no row and get no postings; a concurrent writer of the same key is waited
+// for, so a duplicate can never produce two entries. Postings are numbered in request order. Deltas arrive per (entry key, balance row) and are
 // summed over the inserted entries only, so a replayed key changes no balance; rows are updated in
 // (account_id, shard) order, the fixed lock order. It returns one row per inserted entry
 // (is_entry) and one per updated balance row, with the new balance.
