@@ -5,15 +5,6 @@ SELECT sqlc.arg(account_id)::bigint, s.n::smallint, sqlc.arg(allow_negative)::bo
 FROM generate_series(0, sqlc.arg(shard_count)::int - 1) AS s(n)
 ON CONFLICT (account_id, shard) DO NOTHING;
 
--- name: BalanceAdd :batchone
--- BalanceAdd adds a delta to one balance row and returns the new balance. The ledger sends one per
--- row in a pipeline, sorted by (account_id, shard), so rows are locked in a fixed order and two
--- transactions touching the same accounts cannot deadlock on them.
-UPDATE account_balances
-SET balance = balance + @delta
-WHERE account_id = @account_id AND shard = @shard
-RETURNING balance;
-
 -- name: BalanceCurrent :one
 SELECT coalesce(sum(balance), 0)::numeric AS balance
 FROM account_balances
@@ -55,7 +46,8 @@ ORDER BY a.id;
 
 -- name: BalanceLockMany :exec
 -- BalanceLockMany locks balance rows in (account_id, shard) order, the fixed order every writer
--- uses, before BalanceAddMany updates them all in one statement (whose join order is the planner's).
+-- uses, so two transactions touching the same accounts cannot deadlock on them, before
+-- BalanceAddMany updates them all in one statement (whose join order is the planner's).
 SELECT 1
 FROM account_balances
 WHERE (account_id, shard) IN (SELECT unnest(@account_ids::bigint[]), unnest(@shards::smallint[]))

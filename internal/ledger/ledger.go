@@ -99,8 +99,10 @@ func (l *Ledger) PostMany(ctx context.Context, tx pgx.Tx, reqs []EntryRequest) (
 	}
 	params := p.postParams()
 	pid := uint32(tx.Conn().PgConn().PID())
+	changes := make([]map[balanceKey]decimal.Decimal, len(reqs))
 	for i := range reqs {
-		for k, d := range p.balanceChanges(i, pid) {
+		changes[i] = p.balanceChanges(i, pid)
+		for k, d := range changes[i] {
 			params.DeltaKeys = append(params.DeltaKeys, reqs[i].Key)
 			params.DeltaAccountIds = append(params.DeltaAccountIds, k.account)
 			params.DeltaShards = append(params.DeltaShards, k.shard)
@@ -132,7 +134,7 @@ func (l *Ledger) PostMany(ctx context.Context, tx pgx.Tx, reqs []EntryRequest) (
 		if !written[i] {
 			continue
 		}
-		for k, d := range p.balanceChanges(i, pid) {
+		for k, d := range changes[i] {
 			deltas[k] = deltas[k].Add(d)
 		}
 		p.allowOverdraft(i, overdraft)
@@ -370,62 +372,20 @@ func (w *Writer) FlushSteps(ctx context.Context) (steps []func(q *store.Queries)
 	}
 }
 
-// Flush applies the balance changes of every entry added so far.
+// Flush applies the balance changes of every entry added so far, in one round trip.
 func (w *Writer) Flush(ctx context.Context) error {
-	if len(w.deltas) > 0 {
-		if err := applyDeltas(ctx, w.tx, w.deltas, w.byID, w.overdraft); err != nil {
-			return err
-		}
+	steps, done := w.FlushSteps(ctx)
+	if len(steps) == 0 {
+		return done(nil)
 	}
-	metrics.EntriesPosted(false, w.posted)
-	metrics.EntriesPosted(true, w.replayed)
-	w.deltas, w.posted, w.replayed = map[balanceKey]decimal.Decimal{}, 0, 0
-	return nil
+	// Generic plans: planning these array queries costs more than running them.
+	steps = append([]func(q *store.Queries) error{func(q *store.Queries) error { return q.SessionGenericPlans(ctx) }}, steps...)
+	return done(store.Pipelined(ctx, w.tx, steps...))
 }
 
 type balanceKey struct {
 	account int64
 	shard   int16
-}
-
-// pipelineRows is the most balance rows applyDeltas updates one statement each (in one pipelined
-// round trip); more are locked in order and updated with one statement, which is cheaper from three
-// rows on.
-const pipelineRows = 2
-
-// applyDeltas updates the cached balances in (account, shard) order, and refuses an overdraft of a
-// member's available balance that the entries did not allow. Accounts that may never go negative
-// are guarded by the database's CHECK as well.
-func applyDeltas(ctx context.Context, tx pgx.Tx, deltas map[balanceKey]decimal.Decimal,
-	byID map[int64]*account, overdraft map[int64]bool) error {
-	q := store.New(tx)
-	keys := make([]balanceKey, 0, len(deltas))
-	for k := range deltas {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b balanceKey) int {
-		return cmp.Or(cmp.Compare(a.account, b.account), cmp.Compare(a.shard, b.shard))
-	})
-	check := func(k balanceKey, balance decimal.Decimal, err error) error {
-		return checkBalance(byID[k.account], balance, deltas[k], overdraft[k.account], err)
-	}
-	if len(keys) <= pipelineRows {
-		params := make([]sqlc.BalanceAddParams, len(keys))
-		for i, k := range keys {
-			params[i] = sqlc.BalanceAddParams{Delta: deltas[k], AccountID: k.account, Shard: k.shard}
-		}
-		var firstErr error
-		q.BalanceAdd(ctx, params).QueryRow(func(i int, balance decimal.Decimal, err error) {
-			if firstErr == nil {
-				firstErr = check(keys[i], balance, err)
-			}
-		})
-		return firstErr
-	}
-	steps, done := bulkBalanceSteps(ctx, keys, deltas, check)
-	// One round trip; generic plans, because planning these array queries costs more than running them.
-	steps = append([]func(q *store.Queries) error{func(q *store.Queries) error { return q.SessionGenericPlans(ctx) }}, steps...)
-	return done(store.Pipelined(ctx, tx, steps...))
 }
 
 // bulkBalanceSteps locks the rows in keys' order and adds their deltas, as two pipeline steps; done

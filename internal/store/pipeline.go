@@ -41,9 +41,6 @@ func (p *Pipeline) Query(context.Context, string, ...any) (pgx.Rows, error) {
 // QueryRow is refused, as Query.
 func (p *Pipeline) QueryRow(context.Context, string, ...any) pgx.Row { return errRow{} }
 
-// SendBatch is refused, as Query.
-func (p *Pipeline) SendBatch(context.Context, *pgx.Batch) pgx.BatchResults { return errBatch{p.tx} }
-
 // Send runs the queued statements and then the steps (as Pipelined runs them), in one round trip,
 // and returns the first error (the transaction is then aborted).
 func (p *Pipeline) Send(ctx context.Context, then ...func(q *Queries) error) error {
@@ -83,14 +80,6 @@ type errRow struct{}
 
 func (errRow) Scan(...any) error { return errPipelineExecOnly }
 
-type errBatch struct{ tx pgx.Tx }
-
-func (errBatch) Exec() (pgconn.CommandTag, error) { return pgconn.CommandTag{}, errPipelineExecOnly }
-func (errBatch) Query() (pgx.Rows, error)         { return nil, errPipelineExecOnly }
-func (errBatch) QueryRow() pgx.Row                { return errRow{} }
-func (errBatch) Close() error                     { return errPipelineExecOnly }
-func (b errBatch) Tx() pgx.Tx                     { return b.tx }
-
 // Pipelined runs generated queries in one round trip. Each step calls exactly one generated query
 // on the Queries it is given, and is called twice: first to record the query's statement, then,
 // once every statement has run, to read its result (the generated code scans the pipelined rows).
@@ -120,11 +109,8 @@ func (r *recorder) QueryRow(_ context.Context, sql string, args ...any) pgx.Row 
 	return errRow{}
 }
 
-func (r *recorder) SendBatch(context.Context, *pgx.Batch) pgx.BatchResults { return errBatch{} }
-
 type reader struct{ br pgx.BatchResults }
 
 func (r *reader) Exec(context.Context, string, ...any) (pgconn.CommandTag, error) { return r.br.Exec() }
 func (r *reader) Query(context.Context, string, ...any) (pgx.Rows, error)         { return r.br.Query() }
 func (r *reader) QueryRow(context.Context, string, ...any) pgx.Row                { return r.br.QueryRow() }
-func (r *reader) SendBatch(context.Context, *pgx.Batch) pgx.BatchResults          { return errBatch{} }

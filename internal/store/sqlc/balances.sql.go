@@ -99,7 +99,8 @@ type BalanceLockManyParams struct {
 }
 
 // BalanceLockMany locks balance rows in (account_id, shard) order, the fixed order every writer
-// uses, before BalanceAddMany updates them all in one statement (whose join order is the planner's).
+// uses, so two transactions touching the same accounts cannot deadlock on them, before
+// BalanceAddMany updates them all in one statement (whose join order is the planner's).
 func (q *Queries) BalanceLockMany(ctx context.Context, arg BalanceLockManyParams) error {
 	_, err := q.db.Exec(ctx, balanceLockMany, arg.AccountIds, arg.Shards)
 	return err
