@@ -109,7 +109,7 @@ func (l *Ledger) PostMany(ctx context.Context, tx pgx.Tx, reqs []EntryRequest) (
 			params.Deltas = append(params.Deltas, d)
 		}
 	}
-	rows, err := store.New(tx).EntryPostMany(ctx, params)
+	rows, err := postEntries(ctx, tx, params)
 	if err != nil {
 		err = store.InterpretError(err)
 		if errors.Is(err, store.ErrNegativeBalance) {
@@ -153,6 +153,18 @@ func (l *Ledger) PostMany(ctx context.Context, tx pgx.Tx, reqs []EntryRequest) (
 	return out, nil
 }
 
+// postEntries runs EntryPostMany with a generic plan, in the same round trip as the setting that
+// asks for it (SessionGenericPlans, which stays for the rest of the transaction, as in every write
+// transaction). Left to itself PostgreSQL plans this statement again on every call, because a custom
+// plan looks cheaper for one entry than a generic one does for an unknown number; planning it cost
+// more server time than running it (docs/benchmarks.md).
+func postEntries(ctx context.Context, tx pgx.Tx, params sqlc.EntryPostManyParams) (rows []sqlc.EntryPostManyRow, err error) {
+	err = store.Pipelined(ctx, tx,
+		func(q *store.Queries) error { return q.SessionGenericPlans(ctx) },
+		func(q *store.Queries) error { rows, err = q.EntryPostMany(ctx, params); return err })
+	return rows, err
+}
+
 // Writer writes entries in one transaction in several steps (so a later entry can refer to an
 // earlier one's id) and applies all of their balance changes at once in Flush, in one sorted pass:
 // a transaction that writes many entries locks each balance row once, in a fixed order, and cannot
@@ -183,7 +195,7 @@ func (w *Writer) Add(ctx context.Context, reqs []EntryRequest) ([]Entry, error) 
 		return nil, err
 	}
 	// EntryPostMany with no balance changes: the writer applies them all at once in Flush.
-	rows, err := store.New(w.tx).EntryPostMany(ctx, p.postParams())
+	rows, err := postEntries(ctx, w.tx, p.postParams())
 	if err != nil {
 		return nil, fmt.Errorf("insert entries: %w", store.InterpretError(err))
 	}
