@@ -59,12 +59,26 @@ type Beginner interface {
 
 // WithTx runs fn in a transaction and commits it, or rolls back if fn fails. The rollback uses a
 // context that survives the caller's cancellation, so a cancelled request never leaves a
-// transaction open on a pooled connection.
+// transaction open on a pooled connection. On a pool, the transaction's BEGIN goes with its first
+// statement (lazyTx).
 func WithTx(ctx context.Context, db Beginner, fn func(tx pgx.Tx) error) error {
+	if pool, ok := db.(*pgxpool.Pool); ok {
+		conn, err := pool.Acquire(ctx)
+		if err != nil {
+			return fmt.Errorf("begin: %w", err)
+		}
+		defer conn.Release()
+		return run(ctx, &lazyTx{conn: conn.Conn()}, fn)
+	}
 	tx, err := db.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
+	return run(ctx, tx, fn)
+}
+
+// run runs fn in tx, then commits, or rolls back if anything failed.
+func run(ctx context.Context, tx pgx.Tx, fn func(tx pgx.Tx) error) error {
 	defer func() {
 		rbCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
