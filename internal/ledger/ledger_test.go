@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -271,6 +272,47 @@ func TestDatabaseEnforcesJournalRules(t *testing.T) {
 			SELECT $1, $2, 'CNY', 'credit', 5.00, recorded_at FROM entries WHERE id = $1`, e.ID, acct)
 		require.ErrorIs(t, store.InterpretError(err), store.ErrUnbalanced)
 		require.ErrorContains(t, err, "only be added to an entry in the transaction that creates it")
+	})
+
+	// Raw postings for an entry made in the same transaction, each case breaking one rule among
+	// rows that keep them all: the statement check must find the one bad row.
+	t.Run("PostingsNameTheirOwnEntryAndAnExistingAccount", func(t *testing.T) {
+		var acct, usd int64
+		require.NoError(t, b.pool.QueryRow(ctx, "SELECT id FROM accounts WHERE code = 'member:u1:held'").Scan(&acct))
+		_, err := b.pool.Exec(ctx, "INSERT INTO accounts (code, currency, kind, allow_negative) VALUES ('member:u1:usd', 'USD', 'liability', false)")
+		require.NoError(t, err)
+		require.NoError(t, b.pool.QueryRow(ctx, "SELECT id FROM accounts WHERE code = 'member:u1:usd'").Scan(&usd))
+		cases := map[string]struct {
+			entry, account, recordedAt, currency string
+			code, message                        string
+		}{
+			"NoSuchEntry":         {"999999999", "$2", "e.recorded_at", "'CNY'", "23514", "only be added to an entry in the transaction"},
+			"OtherRecordedAt":     {"$1", "$2", "e.recorded_at - interval '1 second'", "'CNY'", "23514", "only be added to an entry in the transaction"},
+			"EntryOfAnotherTx":    {"$3", "$2", "(SELECT recorded_at FROM entries WHERE id = $3)", "'CNY'", "23514", "only be added to an entry in the transaction"},
+			"NoSuchAccount":       {"$1", "999999999", "e.recorded_at", "'CNY'", "23503", "account that does not exist"},
+			"AccountOfAnotherCur": {"$1", "$4", "e.recorded_at", "'CNY'", "23503", "account that does not exist"},
+		}
+		for name, c := range cases {
+			t.Run(name, func(t *testing.T) {
+				tx, err := b.pool.Begin(ctx)
+				require.NoError(t, err)
+				defer tx.Rollback(ctx) //nolint:errcheck
+				var id int64
+				require.NoError(t, tx.QueryRow(ctx, `INSERT INTO entries (idempotency_key, request_hash, kind, occurred_at)
+					VALUES ('raw-`+name+`', decode(repeat('00', 32), 'hex'), 'raw', now()) RETURNING id`).Scan(&id))
+				_, err = tx.Exec(ctx, `INSERT INTO postings (entry_id, account_id, currency, side, amount, recorded_at)
+					SELECT $1::bigint, $2::bigint, 'CNY', 'credit', 1.00, e.recorded_at FROM entries e WHERE e.id = $1 AND $3::bigint > 0 AND $4::bigint > 0
+					UNION ALL
+					SELECT (`+c.entry+`)::bigint, (`+c.account+`)::bigint, `+c.currency+`, 'debit', 1.00, (`+c.recordedAt+`)::timestamptz FROM entries e WHERE e.id = $1
+					UNION ALL
+					SELECT $1, $2, 'CNY', 'debit', 0.01, e.recorded_at FROM entries e WHERE e.id = $1`,
+					id, acct, e.ID, usd)
+				var pgErr *pgconn.PgError
+				require.ErrorAs(t, err, &pgErr)
+				require.Equal(t, c.code, pgErr.Code)
+				require.ErrorContains(t, err, c.message)
+			})
+		}
 	})
 
 	t.Run("ScaleAndSignChecked", func(t *testing.T) {
