@@ -2,9 +2,11 @@ package ledger_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
 	"github.com/rebate-ledger/rebate/internal/ledger"
@@ -59,5 +61,63 @@ func TestWriter(t *testing.T) {
 		})
 		require.ErrorIs(t, err, ledger.ErrInsufficientFunds)
 		require.Equal(t, 1, countRows(t, b.pool, "entries"), "rolled back")
+	})
+}
+
+// TestPostManyWith: the entries and the caller's next statement commit together; if the entries
+// fail, their error is the one reported (not the aborted transaction the caller's statement met),
+// and nothing stays.
+func TestPostManyWith(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, b := setup(t)
+	_, err := b.pool.Exec(ctx, "CREATE TABLE side_rows (k text PRIMARY KEY)")
+	require.NoError(t, err)
+	sideRow := func(tx pgx.Tx, k string) func() error {
+		return func() error {
+			_, err := tx.Exec(ctx, "INSERT INTO side_rows VALUES ($1)", k)
+			return err
+		}
+	}
+	sideRows := func(k string) int {
+		var n int
+		require.NoError(t, b.pool.QueryRow(ctx, "SELECT count(*) FROM side_rows WHERE k = $1", k).Scan(&n))
+		return n
+	}
+
+	t.Run("BothCommit", func(t *testing.T) {
+		err := store.WithTx(ctx, b.pool, func(tx pgx.Tx) error {
+			es, err := l.PostManyWith(ctx, tx, []ledger.EntryRequest{rebate("w1", map[string]string{"u1": "1.00"})}, sideRow(tx, "w1"))
+			if err == nil && (len(es) != 1 || es[0].ID == 0) {
+				err = errors.New("no entry returned")
+			}
+			return err
+		})
+		require.NoError(t, err)
+		require.Equal(t, 1, sideRows("w1"))
+		bal, err := l.Balance(ctx, "member:u1:held", money.CNY)
+		require.NoError(t, err)
+		require.Equal(t, "1.00", bal.String())
+	})
+
+	t.Run("TheEntriesErrorIsReported", func(t *testing.T) {
+		err := store.WithTx(ctx, b.pool, func(tx pgx.Tx) error {
+			_, err := l.PostManyWith(ctx, tx, []ledger.EntryRequest{move("w2", "member:u1:held", "member:u1:available", "5.00")}, sideRow(tx, "w2"))
+			return err
+		})
+		require.ErrorIs(t, err, ledger.ErrInsufficientFunds)
+		require.Zero(t, sideRows("w2"))
+		require.Equal(t, 1, countRows(t, b.pool, "entries"))
+	})
+
+	t.Run("TheCallersErrorIsReported", func(t *testing.T) {
+		err := store.WithTx(ctx, b.pool, func(tx pgx.Tx) error {
+			_, err := l.PostManyWith(ctx, tx, []ledger.EntryRequest{rebate("w3", map[string]string{"u1": "1.00"})}, sideRow(tx, "w1"))
+			return err
+		})
+		var pgErr *pgconn.PgError
+		require.ErrorAs(t, err, &pgErr)
+		require.Equal(t, "23505", pgErr.Code, "side row w1 exists")
+		require.Equal(t, 1, countRows(t, b.pool, "entries"))
 	})
 }

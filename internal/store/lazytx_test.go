@@ -7,11 +7,13 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/rebate-ledger/rebate/internal/pgtest"
 	"github.com/rebate-ledger/rebate/internal/store"
+	"github.com/rebate-ledger/rebate/internal/store/sqlc"
 )
 
 // tracer counts what a pool sends: statements sent alone and batches.
@@ -210,5 +212,116 @@ func TestWithTxLazyEdges(t *testing.T) {
 		_, err := kept.Exec(ctx, "INSERT INTO t VALUES ($1)", 4000)
 		require.ErrorIs(t, err, pgx.ErrTxClosed)
 		require.ErrorIs(t, kept.SendBatch(ctx, &pgx.Batch{}).Close(), pgx.ErrTxClosed)
+	})
+}
+
+func programCount(t *testing.T, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) int {
+	var n int
+	require.NoError(t, q.QueryRow(context.Background(), "SELECT count(*) FROM programs").Scan(&n))
+	return n
+}
+
+// TestSendAhead: queued generated queries go to the server with the transaction's next statement,
+// in the same round trip and before it; their results are read, and their errors reported.
+func TestSendAhead(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, tr := tracedPool(t)
+	programs := programCount(t, pool)
+	insert := func(rules string, out *sqlc.Program) func(q *store.Queries) error {
+		return func(q *store.Queries) (err error) {
+			*out, err = q.ProgramInsert(ctx, sqlc.ProgramInsertParams{Rules: []byte(rules)})
+			return err
+		}
+	}
+	tr.reset()
+
+	t.Run("WithTheNextStatement", func(t *testing.T) {
+		var p1, p2 sqlc.Program
+		require.NoError(t, store.WithTx(ctx, pool, func(tx pgx.Tx) error {
+			done := store.SendAhead(ctx, tx, insert(`{"a": 1}`, &p1), insert(`{"a": 2}`, &p2))
+			seen := programCount(t, tx)
+			require.NoError(t, done())
+			require.Equal(t, programs+2, seen, "the next statement ran after them")
+			require.Equal(t, p1.Version+1, p2.Version, "each step read its own result")
+			return nil
+		}))
+		queries, batches := tr.reset()
+		require.Equal(t, 1, batches, "BEGIN, both inserts and the count in one round trip")
+		require.Equal(t, "commit", queries[0])
+		require.Equal(t, programs+2, programCount(t, pool))
+		programs += 2
+	})
+
+	t.Run("AloneWhenNothingFollows", func(t *testing.T) {
+		var p sqlc.Program
+		require.NoError(t, store.WithTx(ctx, pool, func(tx pgx.Tx) error {
+			done := store.SendAhead(ctx, tx, insert(`{"b": 1}`, &p))
+			if err := done(); err != nil {
+				return err
+			}
+			require.NotZero(t, p.Version, "read by done")
+			return nil
+		}))
+		require.Equal(t, programs+1, programCount(t, pool))
+		programs++
+	})
+
+	t.Run("CommitSendsThem", func(t *testing.T) {
+		var p sqlc.Program
+		require.NoError(t, store.WithTx(ctx, pool, func(tx pgx.Tx) error {
+			store.SendAhead(ctx, tx, insert(`{"c": 1}`, &p))
+			return nil
+		}))
+		require.NotZero(t, p.Version)
+		require.Equal(t, programs+1, programCount(t, pool))
+		programs++
+	})
+
+	t.Run("TheirErrorIsReportedAndNothingStays", func(t *testing.T) {
+		var p sqlc.Program
+		err := store.WithTx(ctx, pool, func(tx pgx.Tx) error {
+			done := store.SendAhead(ctx, tx, insert(`{"d": 1}`, &p), insert(`[1]`, &p))
+			_, nextErr := tx.Exec(ctx, "INSERT INTO t VALUES ($1)", 5000)
+			require.Error(t, nextErr, "the statement sent with them fails too")
+			return done()
+		})
+		var pgErr *pgconn.PgError
+		require.ErrorAs(t, err, &pgErr)
+		require.Equal(t, "23514", pgErr.Code, "rules must be an object")
+		require.Equal(t, programs, programCount(t, pool))
+		require.Zero(t, count(t, pool, 5000))
+
+		err = store.WithTx(ctx, pool, func(tx pgx.Tx) error {
+			store.SendAhead(ctx, tx, insert(`[1]`, &p))
+			return nil
+		})
+		require.ErrorAs(t, err, &pgErr, "or by the commit when nobody asked")
+		require.Equal(t, programs, programCount(t, pool))
+	})
+
+	t.Run("RollbackDropsThem", func(t *testing.T) {
+		var done func() error
+		errNo := errors.New("no")
+		err := store.WithTx(ctx, pool, func(tx pgx.Tx) error {
+			var p sqlc.Program
+			done = store.SendAhead(ctx, tx, insert(`{"e": 1}`, &p))
+			return errNo
+		})
+		require.ErrorIs(t, err, errNo)
+		require.Error(t, done())
+		require.Equal(t, programs, programCount(t, pool))
+	})
+
+	t.Run("AtOnceOnAnotherTransaction", func(t *testing.T) {
+		tx, err := pool.Begin(ctx)
+		require.NoError(t, err)
+		defer tx.Rollback(ctx) //nolint:errcheck
+		var p sqlc.Program
+		done := store.SendAhead(ctx, tx, insert(`{"f": 1}`, &p))
+		require.NotZero(t, p.Version, "ran before SendAhead returned")
+		require.NoError(t, done())
 	})
 }
