@@ -120,13 +120,8 @@ func (l *Ledger) PostManyWith(ctx context.Context, tx pgx.Tx, reqs []EntryReques
 			params.Deltas = append(params.Deltas, d)
 		}
 	}
-	var rows []sqlc.EntryPostManyRow
-	done := store.SendAhead(ctx, tx, postEntriesSteps(ctx, params, &rows)...)
-	var withErr error
-	if with != nil {
-		withErr = with()
-	}
-	if err := done(); err != nil {
+	rows, err, withErr := postEntries(ctx, tx, params, with)
+	if err != nil {
 		err = store.InterpretError(err)
 		if errors.Is(err, store.ErrNegativeBalance) {
 			return nil, fmt.Errorf("%w: %w", ErrInsufficientFunds, err)
@@ -176,18 +171,18 @@ func (l *Ledger) PostManyWith(ctx context.Context, tx pgx.Tx, reqs []EntryReques
 // asks for it (SessionGenericPlans, which stays for the rest of the transaction, as in every write
 // transaction). Left to itself PostgreSQL plans this statement again on every call, because a custom
 // plan looks cheaper for one entry than a generic one does for an unknown number; planning it cost
-// more server time than running it (docs/benchmarks.md).
-func postEntries(ctx context.Context, tx pgx.Tx, params sqlc.EntryPostManyParams) (rows []sqlc.EntryPostManyRow, err error) {
-	err = store.Pipelined(ctx, tx, postEntriesSteps(ctx, params, &rows)...)
-	return rows, err
-}
-
-// postEntriesSteps are postEntries' two statements, as pipeline steps that leave the result in rows.
-func postEntriesSteps(ctx context.Context, params sqlc.EntryPostManyParams, rows *[]sqlc.EntryPostManyRow) []func(q *store.Queries) error {
-	return []func(q *store.Queries) error{
+// more server time than running it (docs/benchmarks.md). Both statements are sent ahead of the
+// first statement with runs (store.SendAhead), or alone when with is nil. err is the entries'
+// error; withErr is with's, which matters only when err is nil (if the entries failed, with's
+// statements met an aborted transaction).
+func postEntries(ctx context.Context, tx pgx.Tx, params sqlc.EntryPostManyParams, with func() error) (rows []sqlc.EntryPostManyRow, err, withErr error) {
+	done := store.SendAhead(ctx, tx,
 		func(q *store.Queries) error { return q.SessionGenericPlans(ctx) },
-		func(q *store.Queries) (err error) { *rows, err = q.EntryPostMany(ctx, params); return err },
+		func(q *store.Queries) (err error) { rows, err = q.EntryPostMany(ctx, params); return err })
+	if with != nil {
+		withErr = with()
 	}
+	return rows, done(), withErr
 }
 
 // Writer writes entries in one transaction in several steps (so a later entry can refer to an
@@ -212,7 +207,16 @@ func (l *Ledger) NewWriter(tx pgx.Tx) *Writer {
 // Add writes the entries and their postings (one statement) and keeps their balance changes for
 // Flush. A replay of a key with the same request returns the original entry with Replayed set.
 func (w *Writer) Add(ctx context.Context, reqs []EntryRequest) ([]Entry, error) {
+	return w.AddWith(ctx, reqs, nil)
+}
+
+// AddWith is Add whose statement goes to the server with the first statement with runs in the
+// writer's transaction, as PostManyWith does.
+func (w *Writer) AddWith(ctx context.Context, reqs []EntryRequest, with func() error) ([]Entry, error) {
 	if len(reqs) == 0 {
+		if with != nil {
+			return nil, with()
+		}
 		return nil, nil
 	}
 	p, err := w.l.prepare(ctx, w.tx, reqs)
@@ -220,9 +224,12 @@ func (w *Writer) Add(ctx context.Context, reqs []EntryRequest) ([]Entry, error) 
 		return nil, err
 	}
 	// EntryPostMany with no balance changes: the writer applies them all at once in Flush.
-	rows, err := postEntries(ctx, w.tx, p.postParams())
+	rows, err, withErr := postEntries(ctx, w.tx, p.postParams(), with)
 	if err != nil {
 		return nil, fmt.Errorf("insert entries: %w", store.InterpretError(err))
+	}
+	if withErr != nil {
+		return nil, withErr
 	}
 	inserted := entryRows(rows)
 	out, written, err := w.l.results(ctx, w.tx, p, inserted)

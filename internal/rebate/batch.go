@@ -200,12 +200,25 @@ func (b *batch) run(ctx context.Context, parsed []parsedEvent, idx []int, out []
 		}
 		work[i] = w
 	}
+	// The entries go in the same round trip as River's insert of the release jobs (which name orders,
+	// not entries); the rest goes in one more: the events with their answers, the rows of every
+	// table, and the entries' balances.
 	jw := b.e.ledger.NewWriter(b.tx)
-	if err := b.writeEntries(ctx, jw); err != nil {
+	schedule := func() error {
+		if len(b.releases) == 0 {
+			return nil
+		}
+		if b.e.schedule == nil {
+			return errors.New("rebate engine has no release scheduler")
+		}
+		if err := b.e.schedule(ctx, b.tx, b.releases); err != nil {
+			return fmt.Errorf("schedule releases: %w", err)
+		}
+		return nil
+	}
+	if err := b.writeEntries(ctx, jw, schedule); err != nil {
 		return err
 	}
-	// The rest goes in one round trip: the events with their answers, the rows of every table, and
-	// the entries' balances (River's insert goes just before, in its own).
 	pl := store.NewPipeline(b.tx)
 	q := pl.Queries()
 	var evs sqlc.EventInsertManyParams
@@ -231,14 +244,6 @@ func (b *batch) run(ctx context.Context, parsed []parsedEvent, idx []int, out []
 	b.queueOrders(ctx, q)
 	b.queueRefunds(ctx, q)
 	b.queueMembers(ctx, q)
-	if len(b.releases) > 0 {
-		if b.e.schedule == nil {
-			return errors.New("rebate engine has no release scheduler")
-		}
-		if err := b.e.schedule(ctx, b.tx, b.releases); err != nil {
-			return fmt.Errorf("schedule releases: %w", err)
-		}
-	}
 	var then []func(q *store.Queries) error
 	for _, pc := range b.pointClaws {
 		then = append(then, func(q *store.Queries) error {

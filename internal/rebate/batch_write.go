@@ -14,8 +14,9 @@ import (
 )
 
 // writeEntries writes the batch's journal entries (those that refer to an accrual of this batch in
-// a second step, once its id is known); their balances wait for the writer's Flush.
-func (b *batch) writeEntries(ctx context.Context, jw *ledger.Writer) error {
+// a second step, once its id is known); their balances wait for the writer's Flush. with runs once,
+// and the first entries go to the server with its first statement (Writer.AddWith).
+func (b *batch) writeEntries(ctx context.Context, jw *ledger.Writer, with func() error) error {
 	var first, second []*pendingEntry
 	for _, pe := range b.entries {
 		if pe.refersTo != nil {
@@ -23,6 +24,9 @@ func (b *batch) writeEntries(ctx context.Context, jw *ledger.Writer) error {
 		} else {
 			first = append(first, pe)
 		}
+	}
+	if len(first) == 0 && len(second) == 0 {
+		return with()
 	}
 	for _, step := range [][]*pendingEntry{first, second} {
 		if len(step) == 0 {
@@ -35,7 +39,8 @@ func (b *batch) writeEntries(ctx context.Context, jw *ledger.Writer) error {
 				reqs[i].RefersTo = pe.refersTo.id
 			}
 		}
-		written, err := jw.Add(ctx, reqs)
+		written, err := jw.AddWith(ctx, reqs, with)
+		with = nil
 		if errors.Is(err, ledger.ErrIdempotencyConflict) {
 			return fmt.Errorf("%w: %w", errRace, err)
 		}
