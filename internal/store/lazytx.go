@@ -50,17 +50,11 @@ func SendAhead(ctx context.Context, tx pgx.Tx, steps ...func(q *Queries) error) 
 		err := Pipelined(ctx, tx, steps...)
 		return func() error { return err }
 	}
-	g := &aheadGroup{steps: steps}
 	rec := &recorder{}
-	for i, step := range steps {
-		before := rec.batch.Len()
-		_ = step(New(rec))
-		if rec.batch.Len() != before+1 {
-			err := fmt.Errorf("store: step %d sent ahead %d statements, want 1", i, rec.batch.Len()-before)
-			return func() error { return err }
-		}
+	if err := rec.record(steps); err != nil {
+		return func() error { return err }
 	}
-	g.batch = rec.batch
+	g := &aheadGroup{steps: steps, batch: rec.batch}
 	t.ahead = append(t.ahead, g)
 	return func() error {
 		if !g.sent {
@@ -133,15 +127,9 @@ func (t *lazyTx) send(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 			first = fmt.Errorf("begin: %w", err)
 		}
 	}
-	rd := &reader{br: br}
 	for _, g := range ahead {
 		g.sent = true
-		for _, step := range g.steps {
-			if err := step(New(rd)); err != nil && g.err == nil {
-				g.err = err
-			}
-		}
-		if first != nil && g.err == nil {
+		if g.err = readSteps(br, g.steps); g.err == nil {
 			g.err = first
 		}
 	}

@@ -47,12 +47,8 @@ func (p *Pipeline) Send(ctx context.Context, then ...func(q *Queries) error) err
 	queued := p.batch.Len()
 	rec := &recorder{batch: p.batch}
 	p.batch = pgx.Batch{}
-	for i, step := range then {
-		before := rec.batch.Len()
-		_ = step(New(rec))
-		if rec.batch.Len() != before+1 {
-			return fmt.Errorf("store: pipelined step %d sent %d statements, want 1", i, rec.batch.Len()-before)
-		}
+	if err := rec.record(then); err != nil {
+		return err
 	}
 	if rec.batch.Len() == 0 {
 		return nil
@@ -64,11 +60,8 @@ func (p *Pipeline) Send(ctx context.Context, then ...func(q *Queries) error) err
 			first = err
 		}
 	}
-	rd := &reader{br: br}
-	for _, step := range then {
-		if err := step(New(rd)); err != nil && first == nil {
-			first = err
-		}
+	if err := readSteps(br, then); err != nil && first == nil {
+		first = err
 	}
 	if err := br.Close(); err != nil && first == nil {
 		first = err
@@ -107,6 +100,31 @@ func (r *recorder) Query(_ context.Context, sql string, args ...any) (pgx.Rows, 
 func (r *recorder) QueryRow(_ context.Context, sql string, args ...any) pgx.Row {
 	r.batch.Queue(sql, args...)
 	return errRow{}
+}
+
+// record queues each step's statement; a step must send exactly one.
+func (r *recorder) record(steps []func(q *Queries) error) error {
+	for i, step := range steps {
+		before := r.batch.Len()
+		_ = step(New(r))
+		if r.batch.Len() != before+1 {
+			return fmt.Errorf("store: pipelined step %d sent %d statements, want 1", i, r.batch.Len()-before)
+		}
+	}
+	return nil
+}
+
+// readSteps lets each step read its statement's result from br, in order, and returns the first
+// error; every step reads, so the results stay aligned after a failure.
+func readSteps(br pgx.BatchResults, steps []func(q *Queries) error) error {
+	rd := &reader{br: br}
+	var first error
+	for _, step := range steps {
+		if err := step(New(rd)); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 type reader struct{ br pgx.BatchResults }
