@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -250,14 +251,8 @@ func TestDatabaseEnforcesJournalRules(t *testing.T) {
 		tx, err := b.pool.Begin(ctx)
 		require.NoError(t, err)
 		defer tx.Rollback(ctx) //nolint:errcheck
-		var id int64
-		require.NoError(t, tx.QueryRow(ctx, `INSERT INTO entries (idempotency_key, request_hash, kind, occurred_at)
-			VALUES ('raw', decode(repeat('00', 32), 'hex'), 'raw', now()) RETURNING id`).Scan(&id))
-		var acct int64
-		require.NoError(t, tx.QueryRow(ctx, "SELECT id FROM accounts WHERE code = 'member:u1:held'").Scan(&acct))
-		_, err = tx.Exec(ctx, `INSERT INTO postings (entry_id, account_id, currency, side, amount, recorded_at)
-			SELECT $1, $2, 'CNY', side, amount, recorded_at FROM entries,
-			(VALUES ('credit', 5.00), ('debit', 4.99)) AS p(side, amount) WHERE id = $1`, id, acct)
+		err = rawPost(ctx, tx, "raw", `SELECT e.id, a.id, 'CNY', p.side, p.amount, e.recorded_at
+			FROM e, accounts a, (VALUES ('credit', 5.00), ('debit', 4.99)) AS p(side, amount) WHERE a.code = 'member:u1:held'`)
 		require.NoError(t, err, "the check is deferred to commit")
 		err = tx.Commit(ctx)
 		require.ErrorIs(t, store.InterpretError(err), store.ErrUnbalanced)
@@ -271,42 +266,69 @@ func TestDatabaseEnforcesJournalRules(t *testing.T) {
 		_, err := b.pool.Exec(ctx, `INSERT INTO postings (entry_id, account_id, currency, side, amount, recorded_at)
 			SELECT $1, $2, 'CNY', 'credit', 5.00, recorded_at FROM entries WHERE id = $1`, e.ID, acct)
 		require.ErrorIs(t, store.InterpretError(err), store.ErrUnbalanced)
-		require.ErrorContains(t, err, "only be added to an entry in the transaction that creates it")
+		require.ErrorContains(t, err, "only be added to an entry by the statement that creates it")
 	})
 
-	// Raw postings for an entry made in the same transaction, each case breaking one rule among
-	// rows that keep them all: the statement check must find the one bad row.
+	// SET CONSTRAINTS ... IMMEDIATE runs the balance check of the entries written so far at once;
+	// a posting added to such an entry by a later statement would never be checked. Postings can
+	// only be written by their entry's statement, so it is refused, as is one added to an entry of
+	// the same transaction whose check has not run yet.
+	for name, immediate := range map[string]bool{"AfterSetConstraintsImmediate": true, "InALaterStatement": false} {
+		t.Run("PostingCannotJoinAnEntry"+name, func(t *testing.T) {
+			tx, err := b.pool.Begin(ctx)
+			require.NoError(t, err)
+			defer tx.Rollback(ctx) //nolint:errcheck
+			if immediate {
+				_, err = tx.Exec(ctx, "SET CONSTRAINTS entry_balanced IMMEDIATE")
+				require.NoError(t, err)
+			}
+			require.NoError(t, rawPost(ctx, tx, "raw-"+name, `SELECT e.id, a.id, 'CNY', p.side, 1.00, e.recorded_at
+				FROM e, accounts a, (VALUES ('credit'), ('debit')) AS p(side) WHERE a.code = 'member:u1:held'`),
+				"a balanced entry with its postings in one statement passes the check")
+			_, err = tx.Exec(ctx, `INSERT INTO postings (entry_id, account_id, currency, side, amount, recorded_at)
+				SELECT e.id, a.id, 'CNY', 'debit', 5.00, e.recorded_at FROM entries e, accounts a
+				WHERE e.idempotency_key = $1 AND a.code = 'member:u1:held'`, "raw-"+name)
+			var pgErr *pgconn.PgError
+			require.ErrorAs(t, err, &pgErr)
+			require.Equal(t, "23514", pgErr.Code)
+			require.ErrorContains(t, err, "only be added to an entry by the statement that creates it")
+		})
+	}
+
+	// Raw entries with postings, each case breaking one rule among rows that keep them all: the
+	// statement check must find the one bad row.
 	t.Run("PostingsNameTheirOwnEntryAndAnExistingAccount", func(t *testing.T) {
 		var acct, usd int64
 		require.NoError(t, b.pool.QueryRow(ctx, "SELECT id FROM accounts WHERE code = 'member:u1:held'").Scan(&acct))
 		_, err := b.pool.Exec(ctx, "INSERT INTO accounts (code, currency, kind, allow_negative) VALUES ('member:u1:usd', 'USD', 'liability', false)")
 		require.NoError(t, err)
 		require.NoError(t, b.pool.QueryRow(ctx, "SELECT id FROM accounts WHERE code = 'member:u1:usd'").Scan(&usd))
+		earlier := "(SELECT id FROM entries WHERE idempotency_key = 'raw-earlier')"
 		cases := map[string]struct {
 			entry, account, recordedAt, currency string
 			code, message                        string
 		}{
-			"NoSuchEntry":         {"999999999", "$2", "e.recorded_at", "'CNY'", "23514", "only be added to an entry in the transaction"},
-			"OtherRecordedAt":     {"$1", "$2", "e.recorded_at - interval '1 second'", "'CNY'", "23514", "only be added to an entry in the transaction"},
-			"EntryOfAnotherTx":    {"$3", "$2", "(SELECT recorded_at FROM entries WHERE id = $3)", "'CNY'", "23514", "only be added to an entry in the transaction"},
-			"NoSuchAccount":       {"$1", "999999999", "e.recorded_at", "'CNY'", "23503", "account that does not exist"},
-			"AccountOfAnotherCur": {"$1", "$4", "e.recorded_at", "'CNY'", "23503", "account that does not exist"},
+			"NoSuchEntry":             {"999999999", "$1", "e.recorded_at", "'CNY'", "23514", "only be added to an entry by the statement"},
+			"OtherRecordedAt":         {"e.id", "$1", "e.recorded_at - interval '1 second'", "'CNY'", "23514", "only be added to an entry by the statement"},
+			"EntryOfAnotherTx":        {"$2", "$1", "(SELECT recorded_at FROM entries WHERE id = $2)", "'CNY'", "23514", "only be added to an entry by the statement"},
+			"EntryOfEarlierStatement": {earlier, "$1", "(SELECT recorded_at FROM entries WHERE id = " + earlier + ")", "'CNY'", "23514", "only be added to an entry by the statement"},
+			"NoSuchAccount":           {"e.id", "999999999", "e.recorded_at", "'CNY'", "23503", "account that does not exist"},
+			"AccountOfAnotherCur":     {"e.id", "$3", "e.recorded_at", "'CNY'", "23503", "account that does not exist"},
 		}
 		for name, c := range cases {
 			t.Run(name, func(t *testing.T) {
 				tx, err := b.pool.Begin(ctx)
 				require.NoError(t, err)
 				defer tx.Rollback(ctx) //nolint:errcheck
-				var id int64
-				require.NoError(t, tx.QueryRow(ctx, `INSERT INTO entries (idempotency_key, request_hash, kind, occurred_at)
-					VALUES ('raw-`+name+`', decode(repeat('00', 32), 'hex'), 'raw', now()) RETURNING id`).Scan(&id))
-				_, err = tx.Exec(ctx, `INSERT INTO postings (entry_id, account_id, currency, side, amount, recorded_at)
-					SELECT $1::bigint, $2::bigint, 'CNY', 'credit', 1.00, e.recorded_at FROM entries e WHERE e.id = $1 AND $3::bigint > 0 AND $4::bigint > 0
+				require.NoError(t, rawPost(ctx, tx, "raw-earlier", `SELECT e.id, a.id, 'CNY', p.side, 1.00, e.recorded_at
+					FROM e, accounts a, (VALUES ('credit'), ('debit')) AS p(side) WHERE a.code = 'member:u1:held'`))
+				err = rawPost(ctx, tx, "raw-"+name, `
+					SELECT e.id, $1::bigint, 'CNY', 'credit', 1.00, e.recorded_at FROM e WHERE $2::bigint > 0 AND $3::bigint > 0
 					UNION ALL
-					SELECT (`+c.entry+`)::bigint, (`+c.account+`)::bigint, `+c.currency+`, 'debit', 1.00, (`+c.recordedAt+`)::timestamptz FROM entries e WHERE e.id = $1
+					SELECT (`+c.entry+`)::bigint, (`+c.account+`)::bigint, `+c.currency+`, 'debit', 1.00, (`+c.recordedAt+`)::timestamptz FROM e
 					UNION ALL
-					SELECT $1, $2, 'CNY', 'debit', 0.01, e.recorded_at FROM entries e WHERE e.id = $1`,
-					id, acct, e.ID, usd)
+					SELECT e.id, $1, 'CNY', 'debit', 0.01, e.recorded_at FROM e`,
+					acct, e.ID, usd)
 				var pgErr *pgconn.PgError
 				require.ErrorAs(t, err, &pgErr)
 				require.Equal(t, c.code, pgErr.Code)
@@ -319,16 +341,57 @@ func TestDatabaseEnforcesJournalRules(t *testing.T) {
 		for _, amt := range []string{"0", "-1.00", "1.001"} {
 			tx, err := b.pool.Begin(ctx)
 			require.NoError(t, err)
-			var id int64
-			require.NoError(t, tx.QueryRow(ctx, `INSERT INTO entries (idempotency_key, request_hash, kind, occurred_at)
-				VALUES ('raw-`+amt+`', decode(repeat('00', 32), 'hex'), 'raw', now()) RETURNING id`).Scan(&id))
-			_, err = tx.Exec(ctx, `INSERT INTO postings (entry_id, account_id, currency, side, amount, recorded_at)
-				SELECT $1, a.id, 'CNY', 'credit', $2::numeric, e.recorded_at FROM entries e, accounts a
-				WHERE e.id = $1 AND a.code = 'member:u1:held'`, id, amt)
+			defer tx.Rollback(ctx) //nolint:errcheck
+			err = rawPost(ctx, tx, "raw-"+amt, `SELECT e.id, a.id, 'CNY', 'credit', $1::numeric, e.recorded_at
+				FROM e, accounts a WHERE a.code = 'member:u1:held'`, amt)
 			require.Error(t, err, amt)
-			require.NoError(t, tx.Rollback(ctx))
 		}
 	})
+
+	// The database's scale per currency is the money package's: currency_scale(), which accounts
+	// check, and the postings' own scale check, which spells the scales out.
+	t.Run("DatabaseScalesAreTheMoneyPackages", func(t *testing.T) {
+		for _, cur := range money.Currencies() {
+			var dbScale int32
+			require.NoError(t, b.pool.QueryRow(ctx, "SELECT currency_scale($1)", string(cur)).Scan(&dbScale))
+			require.Equal(t, cur.Scale(), dbScale, cur)
+			_, err := b.pool.Exec(ctx, "INSERT INTO accounts (code, currency, kind, allow_negative) VALUES ($1, $2, 'liability', true)",
+				"member:scale:"+strings.ToLower(string(cur)), string(cur))
+			require.NoError(t, err)
+			exact := "1." + strings.Repeat("5", int(cur.Scale()))
+			finer := exact + "1"
+			if cur.Scale() == 0 {
+				exact, finer = "7", "7.1"
+			}
+			for amt, ok := range map[string]bool{exact: true, finer: false} {
+				tx, err := b.pool.Begin(ctx)
+				require.NoError(t, err)
+				defer tx.Rollback(ctx) //nolint:errcheck
+				err = rawPost(ctx, tx, "raw-scale-"+string(cur)+amt, `SELECT e.id, a.id, a.currency, p.side, $1::numeric, e.recorded_at
+					FROM e, accounts a, (VALUES ('credit'), ('debit')) AS p(side) WHERE a.code = $2`,
+					amt, "member:scale:"+strings.ToLower(string(cur)))
+				if ok {
+					require.NoError(t, err, "%s %s", cur, amt)
+					require.NoError(t, tx.Commit(ctx), "%s %s", cur, amt)
+				} else {
+					var pgErr *pgconn.PgError
+					require.ErrorAs(t, err, &pgErr, "%s %s", cur, amt)
+					require.Equal(t, "postings_amount_scale", pgErr.ConstraintName, "%s %s", cur, amt)
+				}
+			}
+		}
+	})
+}
+
+// rawPost writes an entry and its postings with one raw statement, as the ledger does: postings is
+// a SELECT of (entry_id, account_id, currency, side, amount, recorded_at) that reads the new entry
+// from e (id, recorded_at).
+func rawPost(ctx context.Context, tx pgx.Tx, key, postings string, args ...any) error {
+	_, err := tx.Exec(ctx, `WITH e AS (
+		INSERT INTO entries (idempotency_key, request_hash, kind, occurred_at)
+		VALUES ('`+key+`', decode(repeat('00', 32), 'hex'), 'raw', now()) RETURNING id, recorded_at)
+		INSERT INTO postings (entry_id, account_id, currency, side, amount, recorded_at) `+postings, args...)
+	return err
 }
 
 // TestConcurrentPostingKeepsBalancesExact: 32 writers post random entries between 50 member

@@ -5,7 +5,9 @@ package money
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -48,6 +50,11 @@ func (c Currency) Scale() int32 { return scales[c] }
 
 // Valid reports whether the currency is known.
 func (c Currency) Valid() bool { _, ok := scales[c]; return ok }
+
+// Currencies lists the known currencies in code order.
+func Currencies() []Currency {
+	return slices.Sorted(maps.Keys(scales))
+}
 
 // Amount is a decimal value in one currency. The zero Amount has no currency and is not valid.
 type Amount struct {
