@@ -175,14 +175,47 @@ func (l *Ledger) PostManyWith(ctx context.Context, tx pgx.Tx, reqs []EntryReques
 // first statement with runs (store.SendAhead), or alone when with is nil. err is the entries'
 // error; withErr is with's, which matters only when err is nil (if the entries failed, with's
 // statements met an aborted transaction).
+// One entry goes through EntryPostOne, whose plan is smaller.
 func postEntries(ctx context.Context, tx pgx.Tx, params sqlc.EntryPostManyParams, with func() error) (rows []sqlc.EntryPostManyRow, err, withErr error) {
+	post := func(q *store.Queries) (err error) { rows, err = q.EntryPostMany(ctx, params); return err }
+	if len(params.Keys) == 1 {
+		one := postOneParams(params)
+		post = func(q *store.Queries) error {
+			got, err := q.EntryPostOne(ctx, one)
+			for _, r := range got {
+				rows = append(rows, sqlc.EntryPostManyRow(r))
+			}
+			return err
+		}
+	}
 	done := store.SendAhead(ctx, tx,
 		func(q *store.Queries) error { return q.SessionGenericPlans(ctx) },
-		func(q *store.Queries) (err error) { rows, err = q.EntryPostMany(ctx, params); return err })
+		post)
 	if with != nil {
 		withErr = with()
 	}
 	return rows, done(), withErr
+}
+
+// postOneParams turns EntryPostMany's parameters for one entry into EntryPostOne's, with the
+// balance changes sorted by (account, shard), the order the statement locks their rows in.
+func postOneParams(p sqlc.EntryPostManyParams) sqlc.EntryPostOneParams {
+	one := sqlc.EntryPostOneParams{Key: p.Keys[0], Hash: p.Hashes[0], Kind: p.Kinds[0], OccurredAt: p.OccurredAts[0],
+		Metadata: p.Metadatas[0], RefersTo: p.RefersTos[0],
+		AccountIds: p.AccountIds, Currencies: p.Currencies, Sides: p.Sides, Amounts: p.Amounts}
+	order := make([]int, len(p.DeltaAccountIds))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		return cmp.Or(cmp.Compare(p.DeltaAccountIds[a], p.DeltaAccountIds[b]), cmp.Compare(p.DeltaShards[a], p.DeltaShards[b]))
+	})
+	for _, i := range order {
+		one.DeltaAccountIds = append(one.DeltaAccountIds, p.DeltaAccountIds[i])
+		one.DeltaShards = append(one.DeltaShards, p.DeltaShards[i])
+		one.Deltas = append(one.Deltas, p.Deltas[i])
+	}
+	return one
 }
 
 // Writer writes entries in one transaction in several steps (so a later entry can refer to an

@@ -229,6 +229,71 @@ func TestPost(t *testing.T) {
 	})
 }
 
+// TestPostingsKeepRequestOrder: an entry's postings are numbered in the order of its request, and
+// its balance rows end where the postings say, whether it is written alone (EntryPostOne) or
+// with others (EntryPostMany); a replay writes nothing, alone or in a batch.
+func TestPostingsKeepRequestOrder(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, b := setup(t)
+	entry := func(key string, members ...string) ledger.EntryRequest {
+		req := ledger.EntryRequest{Key: key, Kind: "accrual", OccurredAt: time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)}
+		for i, m := range members {
+			req.Postings = append(req.Postings, ledger.PostingRequest{Account: ledger.MemberAccount(m, "held"), Side: ledger.Credit, Amount: cny(fmt.Sprintf("%d.00", i+1))})
+		}
+		req.Postings = append(req.Postings, ledger.PostingRequest{Account: ledger.RebateExpense, Side: ledger.Debit, Amount: cny(fmt.Sprintf("%d.00", len(members)*(len(members)+1)/2))})
+		return req
+	}
+	codes := func(id int64) []string {
+		rows, err := b.pool.Query(ctx, `SELECT a.code FROM postings p JOIN accounts a ON a.id = p.account_id
+			WHERE p.entry_id = $1 ORDER BY p.id`, id)
+		require.NoError(t, err)
+		got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		return got
+	}
+	want := func(members ...string) []string {
+		var out []string
+		for _, m := range members {
+			out = append(out, ledger.MemberAccount(m, "held"))
+		}
+		return append(out, ledger.RebateExpense)
+	}
+	for _, batch := range []int{1, 3} {
+		t.Run(fmt.Sprintf("Batch%d", batch), func(t *testing.T) {
+			var reqs []ledger.EntryRequest
+			for i := range batch {
+				reqs = append(reqs, entry(fmt.Sprintf("order-%d-%d", batch, i), "zed", "amy", "max"))
+			}
+			var got []ledger.Entry
+			require.NoError(t, l.Transact(ctx, func(tx pgx.Tx) (err error) { got, err = l.PostMany(ctx, tx, reqs); return err }))
+			for _, e := range got {
+				require.Equal(t, want("zed", "amy", "max"), codes(e.ID))
+			}
+			for m, amt := range map[string]string{"zed": "1.00", "amy": "2.00", "max": "3.00"} {
+				bal, err := l.Balance(ctx, ledger.MemberAccount(m, "held"), money.CNY)
+				require.NoError(t, err)
+				sum := cny("0.00")
+				for range batch {
+					sum, _ = sum.Add(cny(amt))
+				}
+				// Batch1 ran first: Batch3 adds to it.
+				if batch == 3 {
+					sum, _ = sum.Add(cny(amt))
+				}
+				require.Equal(t, sum.String(), bal.String(), m)
+			}
+			var again []ledger.Entry
+			require.NoError(t, l.Transact(ctx, func(tx pgx.Tx) (err error) { again, err = l.PostMany(ctx, tx, reqs); return err }))
+			for i := range again {
+				require.True(t, again[i].Replayed)
+				require.Equal(t, got[i].ID, again[i].ID)
+			}
+		})
+	}
+	require.Equal(t, 4, countRows(t, b.pool, "entries"))
+}
+
 func TestDatabaseEnforcesJournalRules(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
