@@ -228,6 +228,25 @@ func TestCoalescedEventsAreAnsweredEachOnItsOwn(t *testing.T) {
 
 // TestRebateTablesGuardWhatTheirChecksRelyOn: the rows that orders, lots, refunds and seals name
 // cannot disappear or change their keys, and a row naming one that does not exist is refused.
+// TestOrdersTakeEveryKnownCurrency: the orders table's currency check (spelled out, migration
+// 0008) accepts every currency of the money package.
+func TestOrdersTakeEveryKnownCurrency(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	program(t, b, nil)
+	chain(t, b, "u1", "buyer")
+	paid(t, b, "e1", "o1", "buyer", "10.00", t0)
+	for _, cur := range money.Currencies() {
+		_, err := b.pool.Exec(ctx, `WITH e AS (
+				INSERT INTO events (id, type, request_hash, status_code, response)
+				SELECT 'e-' || $1, type, request_hash, status_code, response FROM events WHERE id = 'e1' RETURNING id)
+			INSERT INTO orders (order_id, event_id, member_id, amount, currency, occurred_at, program_version, upline, release_at)
+			SELECT 'o-' || $1, e.id, member_id, 1, $1, occurred_at, program_version, upline, release_at FROM orders, e WHERE order_id = 'o1'`, string(cur))
+		require.NoError(t, err, cur)
+	}
+}
+
 func TestRebateTablesGuardWhatTheirChecksRelyOn(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -239,19 +258,20 @@ func TestRebateTablesGuardWhatTheirChecksRelyOn(t *testing.T) {
 		sql  string
 		code string
 	}{
-		"DeleteAnsweredEvent":   {`DELETE FROM events WHERE id = 'e1'`, "42501"},
-		"UpdateEvent":           {`UPDATE events SET status_code = 500 WHERE id = 'e1'`, "42501"},
-		"DeleteMember":          {`DELETE FROM members WHERE id = 'buyer'`, "42501"},
-		"ChangeUpline":          {`UPDATE members SET upline = '{}', referrer_id = NULL WHERE id = 'buyer'`, "42501"},
-		"DeleteProgram":         {`DELETE FROM programs`, "42501"},
-		"DeleteOrder":           {`DELETE FROM orders WHERE order_id = 'o1'`, "42501"},
-		"ChangeOrderAmount":     {`UPDATE orders SET amount = 1 WHERE order_id = 'o1'`, "42501"},
-		"DeleteLot":             {`DELETE FROM rebate_lots`, "42501"},
-		"LotForUnknownMember":   {`INSERT INTO rebate_lots (order_id, beneficiary_id, leg, currency, amount, program_version, upline) SELECT 'o1', 'nobody', 'level2', 'CNY', 1, program_version, '{}' FROM orders WHERE order_id = 'o1'`, "23503"},
-		"LotForUnknownOrder":    {`INSERT INTO rebate_lots (order_id, beneficiary_id, leg, currency, amount, program_version, upline) SELECT 'o-none', 'u1', 'level2', 'CNY', 1, program_version, '{}' FROM orders WHERE order_id = 'o1'`, "23503"},
-		"OrderForUnknownEvent":  {`INSERT INTO orders (order_id, event_id, member_id, amount, currency, occurred_at, program_version, upline, release_at) SELECT 'o2', 'e-none', member_id, amount, currency, occurred_at, program_version, upline, release_at FROM orders WHERE order_id = 'o1'`, "23503"},
-		"RefundForUnknownEvent": {`INSERT INTO refunds (refund_id, event_id, order_id, amount, status) VALUES ('rf', 'e-none', 'o1', 1, 'parked')`, "23503"},
-		"SealForUnknownEntry":   {`INSERT INTO entry_seals (seq, entry_id, entry_txid, prev_hash, hash) VALUES (999999, 999999, '1', decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex'))`, "23503"},
+		"DeleteAnsweredEvent":    {`DELETE FROM events WHERE id = 'e1'`, "42501"},
+		"UpdateEvent":            {`UPDATE events SET status_code = 500 WHERE id = 'e1'`, "42501"},
+		"DeleteMember":           {`DELETE FROM members WHERE id = 'buyer'`, "42501"},
+		"ChangeUpline":           {`UPDATE members SET upline = '{}', referrer_id = NULL WHERE id = 'buyer'`, "42501"},
+		"DeleteProgram":          {`DELETE FROM programs`, "42501"},
+		"DeleteOrder":            {`DELETE FROM orders WHERE order_id = 'o1'`, "42501"},
+		"ChangeOrderAmount":      {`UPDATE orders SET amount = 1 WHERE order_id = 'o1'`, "42501"},
+		"DeleteLot":              {`DELETE FROM rebate_lots`, "42501"},
+		"LotForUnknownMember":    {`INSERT INTO rebate_lots (order_id, beneficiary_id, leg, currency, amount, program_version, upline) SELECT 'o1', 'nobody', 'level2', 'CNY', 1, program_version, '{}' FROM orders WHERE order_id = 'o1'`, "23503"},
+		"LotForUnknownOrder":     {`INSERT INTO rebate_lots (order_id, beneficiary_id, leg, currency, amount, program_version, upline) SELECT 'o-none', 'u1', 'level2', 'CNY', 1, program_version, '{}' FROM orders WHERE order_id = 'o1'`, "23503"},
+		"OrderForUnknownEvent":   {`INSERT INTO orders (order_id, event_id, member_id, amount, currency, occurred_at, program_version, upline, release_at) SELECT 'o2', 'e-none', member_id, amount, currency, occurred_at, program_version, upline, release_at FROM orders WHERE order_id = 'o1'`, "23503"},
+		"OrderInUnknownCurrency": {`INSERT INTO orders (order_id, event_id, member_id, amount, currency, occurred_at, program_version, upline, release_at) SELECT 'o2', event_id, member_id, amount, 'BTC', occurred_at, program_version, upline, release_at FROM orders WHERE order_id = 'o1'`, "23514"},
+		"RefundForUnknownEvent":  {`INSERT INTO refunds (refund_id, event_id, order_id, amount, status) VALUES ('rf', 'e-none', 'o1', 1, 'parked')`, "23503"},
+		"SealForUnknownEntry":    {`INSERT INTO entry_seals (seq, entry_id, entry_txid, prev_hash, hash) VALUES (999999, 999999, '1', decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex'))`, "23503"},
 	} {
 		_, err := b.pool.Exec(ctx, tc.sql)
 		var pgErr *pgconn.PgError
