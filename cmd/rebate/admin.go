@@ -32,15 +32,32 @@ func migrate(ctx context.Context, args []string, stderr io.Writer) error {
 	return nil
 }
 
+const keysUsage = `usage: rebate keys create --role shop|operator|auditor --name NAME
+       rebate keys list
+       rebate keys revoke --id ID`
+
 func keys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "create" {
-		return errors.New(`usage: rebate keys create --role shop|operator|auditor --name NAME`)
+	if len(args) == 0 {
+		return errors.New(keysUsage)
 	}
+	switch args[0] {
+	case "create":
+		return keysCreate(ctx, args[1:], stdout, stderr)
+	case "list":
+		return keysList(ctx, args[1:], stdout, stderr)
+	case "revoke":
+		return keysRevoke(ctx, args[1:], stdout, stderr)
+	}
+	return errors.New(keysUsage)
+}
+
+// keysCreate prints the new key alone on stdout: the only time it is shown.
+func keysCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("keys create", stderr)
 	dbURL := databaseFlag(fs)
 	role := fs.String("role", "", "shop, operator or auditor")
 	name := fs.String("name", "", "who the key is for")
-	pool, err := parseAndOpen(ctx, fs, dbURL, args[1:], 2)
+	pool, err := parseAndOpen(ctx, fs, dbURL, args, 2)
 	if err != nil {
 		return err
 	}
@@ -55,6 +72,47 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stdout, key)
 	return nil
+}
+
+// keysList prints every key's id, name, role and dates as JSON lines; never the key.
+func keysList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("keys list", stderr)
+	pool, err := parseAndOpen(ctx, fs, databaseFlag(fs), args, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	list, err := auth.ListKeys(ctx, pool)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(stdout)
+	for _, k := range list {
+		if err := enc.Encode(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// keysRevoke revokes one key (and the member tokens it issued) and prints it as JSON.
+func keysRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("keys revoke", stderr)
+	dbURL := databaseFlag(fs)
+	id := fs.Int64("id", 0, "the key's id (rebate keys list)")
+	pool, err := parseAndOpen(ctx, fs, dbURL, args, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if *id <= 0 {
+		return errors.New("--id is required: the key's id from rebate keys list")
+	}
+	k, err := auth.RevokeKey(ctx, pool, *id)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(stdout).Encode(k)
 }
 
 func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -32,6 +34,52 @@ func TestKeysCreatePrintsTheKeyAlone(t *testing.T) {
 
 	err = run(ctx, []string{"keys", "create", "--role", "root", "--name", "x", "--database-url", url}, &stdout, &stderr)
 	require.ErrorContains(t, err, "unknown role")
+}
+
+// TestKeysListAndRevoke: list shows every key without the key itself; revoke takes an id, refuses
+// a missing or unknown one, and the revoked key stops working.
+func TestKeysListAndRevoke(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := pgtest.NewDatabase(t)
+	var stdout, stderr bytes.Buffer
+	var created []string
+	for _, name := range []string{"shop-a", "audit-b"} {
+		stdout.Reset()
+		role := map[string]string{"shop-a": "shop", "audit-b": "auditor"}[name]
+		require.NoError(t, run(ctx, []string{"keys", "create", "--role", role, "--name", name, "--database-url", url}, &stdout, &stderr), stderr.String())
+		created = append(created, strings.TrimSpace(stdout.String()))
+	}
+
+	stdout.Reset()
+	require.NoError(t, run(ctx, []string{"keys", "list", "--database-url", url}, &stdout, &stderr), stderr.String())
+	lines := strings.Split(strings.TrimRight(stdout.String(), "\n"), "\n")
+	require.Len(t, lines, 2)
+	var first auth.KeyInfo
+	require.NoError(t, json.Unmarshal([]byte(lines[0]), &first))
+	require.Equal(t, "shop-a", first.Name)
+	require.Equal(t, auth.Shop, first.Role)
+	require.Nil(t, first.RevokedAt)
+	for _, key := range created {
+		require.NotContains(t, stdout.String(), key)
+	}
+
+	require.ErrorContains(t, run(ctx, []string{"keys", "revoke", "--database-url", url}, &stdout, &stderr), "--id is required")
+	require.ErrorIs(t, run(ctx, []string{"keys", "revoke", "--id", "999999", "--database-url", url}, &stdout, &stderr), auth.ErrNoSuchKey)
+	stdout.Reset()
+	require.NoError(t, run(ctx, []string{"keys", "revoke", "--id", strconv.FormatInt(first.ID, 10), "--database-url", url}, &stdout, &stderr))
+	var revoked auth.KeyInfo
+	require.NoError(t, json.Unmarshal(stdout.Bytes(), &revoked))
+	require.NotNil(t, revoked.RevokedAt)
+
+	pool, err := store.Open(ctx, url, 2)
+	require.NoError(t, err)
+	defer pool.Close()
+	_, err = auth.Lookup(ctx, pool, created[0])
+	require.ErrorIs(t, err, auth.ErrUnknownKey)
+	_, err = auth.Lookup(ctx, pool, created[1])
+	require.NoError(t, err)
+	require.ErrorContains(t, run(ctx, []string{"keys", "rotate"}, &stdout, &stderr), "usage: rebate keys")
 }
 
 func TestMigrateThenVerify(t *testing.T) {

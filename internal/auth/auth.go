@@ -77,6 +77,45 @@ func CreateKey(ctx context.Context, db store.DBTX, role Role, name string) (stri
 	return key, nil
 }
 
+// KeyInfo describes a key without the key itself, which is never stored.
+type KeyInfo struct {
+	ID        int64      `json:"id"`
+	Name      string     `json:"name"`
+	Role      Role       `json:"role"`
+	CreatedAt time.Time  `json:"created_at"`
+	RevokedAt *time.Time `json:"revoked_at"`
+}
+
+// ErrNoSuchKey: no key has that id.
+var ErrNoSuchKey = errors.New("no API key has that id")
+
+// ListKeys lists every key, revoked ones included, oldest first.
+func ListKeys(ctx context.Context, db store.DBTX) ([]KeyInfo, error) {
+	rows, err := store.New(db).APIKeyList(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list keys: %w", err)
+	}
+	out := make([]KeyInfo, len(rows))
+	for i, r := range rows {
+		out[i] = KeyInfo{ID: r.ID, Name: r.Name, Role: Role(r.Role), CreatedAt: r.CreatedAt, RevokedAt: r.RevokedAt}
+	}
+	return out, nil
+}
+
+// RevokeKey revokes key id, and with it the member tokens it issued. Revoking a revoked key changes
+// nothing and returns it as it is. A process that used the key in the last KeyCache ttl may accept
+// it until that ttl has passed.
+func RevokeKey(ctx context.Context, db store.DBTX, id int64) (KeyInfo, error) {
+	r, err := store.New(db).APIKeyRevoke(ctx, id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return KeyInfo{}, fmt.Errorf("%w: %d", ErrNoSuchKey, id)
+	}
+	if err != nil {
+		return KeyInfo{}, fmt.Errorf("revoke key: %w", err)
+	}
+	return KeyInfo{ID: r.ID, Name: r.Name, Role: Role(r.Role), CreatedAt: r.CreatedAt, RevokedAt: r.RevokedAt}, nil
+}
+
 // MemberTokenTTL is how long a member token lives unless the shop asks for less.
 const MemberTokenTTL = time.Hour
 

@@ -50,3 +50,53 @@ func TestKeyCache(t *testing.T) {
 	_, err = off.Lookup(ctx, pool, key)
 	require.ErrorIs(t, err, auth.ErrUnknownKey, "ttl 0 looks every key up")
 }
+
+// TestRevokeKey: a revoked key and the member tokens it issued stop working; tokens of other keys
+// go on; revoking again keeps the first time; an unknown id is an error and changes nothing.
+func TestRevokeKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.New(t)
+	_, err := pool.Exec(ctx, "INSERT INTO members (id, referral_code, request_hash) VALUES ('m1', 'ABCDEF', decode(repeat('00', 32), 'hex'))")
+	require.NoError(t, err)
+	shop, err := auth.CreateKey(ctx, pool, auth.Shop, "shop")
+	require.NoError(t, err)
+	other, err := auth.CreateKey(ctx, pool, auth.Shop, "other")
+	require.NoError(t, err)
+	shopP, err := auth.Lookup(ctx, pool, shop)
+	require.NoError(t, err)
+	otherP, err := auth.Lookup(ctx, pool, other)
+	require.NoError(t, err)
+	token, _, err := auth.CreateMemberToken(ctx, pool, shopP, "m1", time.Hour)
+	require.NoError(t, err)
+	otherToken, _, err := auth.CreateMemberToken(ctx, pool, otherP, "m1", time.Hour)
+	require.NoError(t, err)
+	_, err = auth.Lookup(ctx, pool, token)
+	require.NoError(t, err)
+
+	k, err := auth.RevokeKey(ctx, pool, shopP.KeyID)
+	require.NoError(t, err)
+	require.Equal(t, "shop", k.Name)
+	require.NotNil(t, k.RevokedAt)
+	for _, s := range []string{shop, token} {
+		_, err = auth.Lookup(ctx, pool, s)
+		require.ErrorIs(t, err, auth.ErrUnknownKey)
+	}
+	for _, s := range []string{other, otherToken} {
+		_, err = auth.Lookup(ctx, pool, s)
+		require.NoError(t, err, "other keys and their tokens are untouched")
+	}
+
+	again, err := auth.RevokeKey(ctx, pool, shopP.KeyID)
+	require.NoError(t, err)
+	require.Equal(t, *k.RevokedAt, *again.RevokedAt)
+
+	_, err = auth.RevokeKey(ctx, pool, 999999)
+	require.ErrorIs(t, err, auth.ErrNoSuchKey)
+	list, err := auth.ListKeys(ctx, pool)
+	require.NoError(t, err)
+	require.Len(t, list, 2)
+	require.Equal(t, []string{"shop", "other"}, []string{list[0].Name, list[1].Name})
+	require.NotNil(t, list[0].RevokedAt)
+	require.Nil(t, list[1].RevokedAt)
+}

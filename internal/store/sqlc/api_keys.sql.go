@@ -60,10 +60,79 @@ func (q *Queries) APIKeyInsert(ctx context.Context, arg APIKeyInsertParams) (API
 	return i, err
 }
 
+const aPIKeyList = `-- name: APIKeyList :many
+SELECT id, name, role, created_at, revoked_at
+FROM api_keys
+ORDER BY id
+`
+
+type APIKeyListRow struct {
+	ID        int64
+	Name      string
+	Role      string
+	CreatedAt time.Time
+	RevokedAt *time.Time
+}
+
+func (q *Queries) APIKeyList(ctx context.Context) ([]APIKeyListRow, error) {
+	rows, err := q.db.Query(ctx, aPIKeyList)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []APIKeyListRow{}
+	for rows.Next() {
+		var i APIKeyListRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Name,
+			&i.Role,
+			&i.CreatedAt,
+			&i.RevokedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const aPIKeyRevoke = `-- name: APIKeyRevoke :one
+UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
+WHERE id = $1
+RETURNING id, name, role, created_at, revoked_at
+`
+
+type APIKeyRevokeRow struct {
+	ID        int64
+	Name      string
+	Role      string
+	CreatedAt time.Time
+	RevokedAt *time.Time
+}
+
+// APIKeyRevoke revokes a key once: revoking it again keeps the first time.
+func (q *Queries) APIKeyRevoke(ctx context.Context, id int64) (APIKeyRevokeRow, error) {
+	row := q.db.QueryRow(ctx, aPIKeyRevoke, id)
+	var i APIKeyRevokeRow
+	err := row.Scan(
+		&i.ID,
+		&i.Name,
+		&i.Role,
+		&i.CreatedAt,
+		&i.RevokedAt,
+	)
+	return i, err
+}
+
 const memberTokenGet = `-- name: MemberTokenGet :one
-SELECT member_id, expires_at
-FROM member_tokens
-WHERE token_hash = $1 AND expires_at > now()
+SELECT t.member_id, t.expires_at
+FROM member_tokens t
+JOIN api_keys k ON k.id = t.issued_by
+WHERE t.token_hash = $1 AND t.expires_at > now() AND k.revoked_at IS NULL
 `
 
 type MemberTokenGetRow struct {
@@ -71,6 +140,7 @@ type MemberTokenGetRow struct {
 	ExpiresAt time.Time
 }
 
+// A token dies with the key that issued it.
 func (q *Queries) MemberTokenGet(ctx context.Context, tokenHash []byte) (MemberTokenGetRow, error) {
 	row := q.db.QueryRow(ctx, memberTokenGet, tokenHash)
 	var i MemberTokenGetRow
