@@ -97,9 +97,13 @@ func ListKeys(ctx context.Context, db store.DBTX) ([]KeyInfo, error) {
 	}
 	out := make([]KeyInfo, len(rows))
 	for i, r := range rows {
-		out[i] = KeyInfo{ID: r.ID, Name: r.Name, Role: Role(r.Role), CreatedAt: r.CreatedAt, RevokedAt: r.RevokedAt}
+		out[i] = keyInfo(r)
 	}
 	return out, nil
+}
+
+func keyInfo(r sqlc.APIKeyListRow) KeyInfo {
+	return KeyInfo{ID: r.ID, Name: r.Name, Role: Role(r.Role), CreatedAt: r.CreatedAt, RevokedAt: r.RevokedAt}
 }
 
 // RevokeKey revokes key id, and with it the member tokens it issued. Revoking a revoked key changes
@@ -113,7 +117,7 @@ func RevokeKey(ctx context.Context, db store.DBTX, id int64) (KeyInfo, error) {
 	if err != nil {
 		return KeyInfo{}, fmt.Errorf("revoke key: %w", err)
 	}
-	return KeyInfo{ID: r.ID, Name: r.Name, Role: Role(r.Role), CreatedAt: r.CreatedAt, RevokedAt: r.RevokedAt}, nil
+	return keyInfo(sqlc.APIKeyListRow(r)), nil
 }
 
 // MemberTokenTTL is how long a member token lives unless the shop asks for less.

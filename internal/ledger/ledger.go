@@ -167,7 +167,8 @@ func (l *Ledger) PostManyWith(ctx context.Context, tx pgx.Tx, reqs []EntryReques
 	return out, nil
 }
 
-// postEntries runs EntryPostMany with a generic plan, in the same round trip as the setting that
+// postEntries runs EntryPostMany (EntryPostOne for a single entry: its plan is smaller, and a plan's
+// every node is started on every execution) with a generic plan, in the same round trip as the setting that
 // asks for it (SessionGenericPlans, which stays for the rest of the transaction, as in every write
 // transaction). Left to itself PostgreSQL plans this statement again on every call, because a custom
 // plan looks cheaper for one entry than a generic one does for an unknown number; planning it cost
@@ -175,7 +176,6 @@ func (l *Ledger) PostManyWith(ctx context.Context, tx pgx.Tx, reqs []EntryReques
 // first statement with runs (store.SendAhead), or alone when with is nil. err is the entries'
 // error; withErr is with's, which matters only when err is nil (if the entries failed, with's
 // statements met an aborted transaction).
-// One entry goes through EntryPostOne, whose plan is smaller.
 func postEntries(ctx context.Context, tx pgx.Tx, params sqlc.EntryPostManyParams, with func() error) (rows []sqlc.EntryPostManyRow, err, withErr error) {
 	post := func(q *store.Queries) (err error) { rows, err = q.EntryPostMany(ctx, params); return err }
 	if len(params.Keys) == 1 {
