@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"time"
 
-	shopspring "github.com/jackc/pgx-shopspring-decimal"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -36,7 +35,7 @@ func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error
 		cfg.MaxConns = maxConns
 	}
 	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
-		shopspring.Register(c.TypeMap())
+		registerDecimal(c.TypeMap())
 		return nil
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
