@@ -117,7 +117,7 @@ func (l *Ledger) PostManyWith(ctx context.Context, tx pgx.Tx, reqs []EntryReques
 			params.DeltaKeys = append(params.DeltaKeys, reqs[i].Key)
 			params.DeltaAccountIds = append(params.DeltaAccountIds, k.account)
 			params.DeltaShards = append(params.DeltaShards, k.shard)
-			params.Deltas = append(params.Deltas, d)
+			params.Deltas = append(params.Deltas, d.String())
 		}
 	}
 	rows, err, withErr := postEntries(ctx, tx, params, with)
@@ -354,7 +354,7 @@ func (l *Ledger) prepare(ctx context.Context, tx pgx.Tx, reqs []EntryRequest) (*
 			p.params.AccountIds = append(p.params.AccountIds, a.id)
 			p.params.Currencies = append(p.params.Currencies, string(a.cur))
 			p.params.Sides = append(p.params.Sides, string(ps.Side))
-			p.params.Amounts = append(p.params.Amounts, ps.Amount.Decimal())
+			p.params.Amounts = append(p.params.Amounts, ps.Amount.String())
 		}
 	}
 	return p, nil

