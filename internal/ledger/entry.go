@@ -2,11 +2,13 @@ package ledger
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"regexp"
-	"sort"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -164,9 +166,10 @@ func (r *EntryRequest) hash(meta json.RawMessage) []byte {
 		})
 	}
 	// The order of postings does not change an entry's effect, so it does not change the hash.
-	sort.Slice(c.Postings, func(i, j int) bool {
-		a, b := c.Postings[i], c.Postings[j]
-		return a.Account+"\x00"+a.Currency+"\x00"+string(a.Side)+"\x00"+a.Amount < b.Account+"\x00"+b.Currency+"\x00"+string(b.Side)+"\x00"+b.Amount
+	// Field by field, which orders as the fields joined by NUL did (no field can hold a NUL).
+	slices.SortFunc(c.Postings, func(a, b canonicalPosting) int {
+		return cmp.Or(strings.Compare(a.Account, b.Account), strings.Compare(a.Currency, b.Currency),
+			strings.Compare(string(a.Side), string(b.Side)), strings.Compare(a.Amount, b.Amount))
 	})
 	b, _ := json.Marshal(c)
 	sum := sha256.Sum256(b)
