@@ -100,14 +100,17 @@ func keysRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := newFlags("keys revoke", stderr)
 	dbURL := databaseFlag(fs)
 	id := fs.Int64("id", 0, "the key's id (rebate keys list)")
-	pool, err := parseAndOpen(ctx, fs, dbURL, args, 2)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *id <= 0 {
+		return errors.New("--id is required: the key's id from rebate keys list")
+	}
+	pool, err := parseAndOpen(ctx, fs, dbURL, fs.Args(), 2)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if *id <= 0 {
-		return errors.New("--id is required: the key's id from rebate keys list")
-	}
 	k, err := auth.RevokeKey(ctx, pool, *id)
 	if err != nil {
 		return err

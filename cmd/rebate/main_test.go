@@ -65,6 +65,8 @@ func TestKeysListAndRevoke(t *testing.T) {
 	}
 
 	require.ErrorContains(t, run(ctx, []string{"keys", "revoke", "--database-url", url}, &stdout, &stderr), "--id is required")
+	require.ErrorContains(t, run(ctx, []string{"keys", "revoke", "--database-url", "postgres://nowhere.invalid/x"}, &stdout, &stderr), "--id is required",
+		"the flag is checked before connecting")
 	require.ErrorIs(t, run(ctx, []string{"keys", "revoke", "--id", "999999", "--database-url", url}, &stdout, &stderr), auth.ErrNoSuchKey)
 	stdout.Reset()
 	require.NoError(t, run(ctx, []string{"keys", "revoke", "--id", strconv.FormatInt(first.ID, 10), "--database-url", url}, &stdout, &stderr))
