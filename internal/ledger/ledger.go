@@ -256,7 +256,7 @@ func (w *Writer) AddWith(ctx context.Context, reqs []EntryRequest, with func() e
 	if err != nil {
 		return nil, err
 	}
-	// EntryPostMany with no balance changes: the writer applies them all at once in Flush.
+	// The entries statement with no balance changes: the writer applies them all at once in Flush.
 	rows, err, withErr := postEntries(ctx, w.tx, p.postParams(), with)
 	if err != nil {
 		return nil, fmt.Errorf("insert entries: %w", store.InterpretError(err))
