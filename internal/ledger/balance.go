@@ -219,10 +219,15 @@ func (l *Ledger) loadEntriesForSealing(ctx context.Context, tx pgx.Tx, ids []int
 	if err != nil {
 		return nil, fmt.Errorf("read entries: %w", err)
 	}
+	accountIDs := make([]int64, len(ps))
+	for i, p := range ps {
+		accountIDs[i] = p.AccountID
+	}
+	codes := l.cache.codes(accountIDs)
 	var unknown []int64
-	for _, p := range ps {
-		if _, ok := l.cache.code(p.AccountID); !ok {
-			unknown = append(unknown, p.AccountID)
+	for i, code := range codes {
+		if code == "" {
+			unknown = append(unknown, accountIDs[i])
 		}
 	}
 	if len(unknown) > 0 {
@@ -233,17 +238,18 @@ func (l *Ledger) loadEntriesForSealing(ctx context.Context, tx pgx.Tx, ids []int
 		for _, a := range known {
 			l.cache.putCode(a.ID, a.Code)
 		}
+		codes = l.cache.codes(accountIDs)
 	}
 	out := make([]Entry, len(rows))
-	pos := map[int64]int{}
+	pos := make(map[int64]int, len(rows))
 	for i, r := range rows {
 		out[i] = Entry{ID: r.ID, Key: r.IdempotencyKey, Kind: r.Kind, OccurredAt: r.OccurredAt, RecordedAt: r.RecordedAt,
 			Metadata: r.Metadata, RefersTo: deref(r.RefersTo)}
 		pos[r.ID] = i
 	}
-	for _, p := range ps {
-		code, ok := l.cache.code(p.AccountID)
-		if !ok {
+	for j, p := range ps {
+		code := codes[j]
+		if code == "" {
 			return nil, fmt.Errorf("posting %d names account %d, which does not exist", p.ID, p.AccountID)
 		}
 		amt, _ := money.New(p.Amount, money.Currency(p.Currency))

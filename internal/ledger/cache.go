@@ -18,11 +18,23 @@ type accountCache struct {
 	codeOf map[int64]string
 }
 
-func (c *accountCache) get(k accountKey) (*account, bool) {
+// fill sets every nil value of out whose key the cache holds, under one read lock: every writer
+// shares the cache, and taking its lock once per posting cost more than the map lookups (~0.7 µs a
+// posting with 16 writers, cache-line traffic on the lock). It returns the keys still nil.
+func (c *accountCache) fill(out map[accountKey]*account) (missing []accountKey) {
 	c.mu.RLock()
-	a, ok := c.byKey[k]
-	c.mu.RUnlock()
-	return a, ok
+	defer c.mu.RUnlock()
+	for k, a := range out {
+		if a != nil {
+			continue
+		}
+		if a, ok := c.byKey[k]; ok {
+			out[k] = a
+			continue
+		}
+		missing = append(missing, k)
+	}
+	return missing
 }
 
 func (c *accountCache) put(a *account) {
@@ -35,11 +47,15 @@ func (c *accountCache) put(a *account) {
 	c.mu.Unlock()
 }
 
-func (c *accountCache) code(id int64) (string, bool) {
+// codes returns the code of each id, "" for ids the cache does not hold, under one read lock (as fill).
+func (c *accountCache) codes(ids []int64) []string {
+	out := make([]string, len(ids))
 	c.mu.RLock()
-	code, ok := c.codeOf[id]
-	c.mu.RUnlock()
-	return code, ok
+	defer c.mu.RUnlock()
+	for i, id := range ids {
+		out[i] = c.codeOf[id]
+	}
+	return out
 }
 
 func (c *accountCache) putCode(id int64, code string) {

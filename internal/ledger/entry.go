@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -123,24 +124,6 @@ func (r *EntryRequest) validate() error {
 	return nil
 }
 
-// canonicalRequest is what the request hash covers: everything that decides the entry's effect.
-type canonicalRequest struct {
-	Key            string             `json:"key"`
-	Kind           string             `json:"kind"`
-	OccurredAt     string             `json:"occurred_at"`
-	Metadata       json.RawMessage    `json:"metadata"`
-	RefersTo       int64              `json:"refers_to"`
-	Postings       []canonicalPosting `json:"postings"`
-	AllowOverdraft []string           `json:"allow_overdraft"`
-}
-
-type canonicalPosting struct {
-	Account  string `json:"account"`
-	Currency string `json:"currency"`
-	Side     Side   `json:"side"`
-	Amount   string `json:"amount"`
-}
-
 // metadataJSON encodes metadata with sorted keys (encoding/json sorts map keys).
 func (r *EntryRequest) metadataJSON() (json.RawMessage, error) {
 	if len(r.Metadata) == 0 {
@@ -156,22 +139,47 @@ func (r *EntryRequest) metadataJSON() (json.RawMessage, error) {
 // hash is SHA-256 over the canonical request; occurred_at is cut to microseconds, the database's
 // precision, so a replay read back from the database hashes the same.
 func (r *EntryRequest) hash(meta json.RawMessage) []byte {
-	c := canonicalRequest{
-		Key: r.Key, Kind: r.Kind, Metadata: meta, RefersTo: r.RefersTo, AllowOverdraft: r.AllowOverdraft,
-		OccurredAt: r.OccurredAt.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano),
-	}
+	var ps []canonicalPosting // nil without postings, as the struct's slice was
 	for _, p := range r.Postings {
-		c.Postings = append(c.Postings, canonicalPosting{
-			Account: p.Account, Currency: string(p.Amount.Currency()), Side: p.Side, Amount: p.Amount.String(),
-		})
+		ps = append(ps, canonicalPosting{Account: p.Account, Currency: string(p.Amount.Currency()), Side: p.Side, Amount: p.Amount.String()})
 	}
 	// The order of postings does not change an entry's effect, so it does not change the hash.
 	// Field by field, which orders as the fields joined by NUL did (no field can hold a NUL).
-	slices.SortFunc(c.Postings, func(a, b canonicalPosting) int {
+	slices.SortFunc(ps, func(a, b canonicalPosting) int {
 		return cmp.Or(strings.Compare(a.Account, b.Account), strings.Compare(a.Currency, b.Currency),
 			strings.Compare(string(a.Side), string(b.Side)), strings.Compare(a.Amount, b.Amount))
 	})
-	b, _ := json.Marshal(c)
+	// What the hash covers: everything that decides the entry's effect, as encoding/json wrote
+	// struct{key, kind, occurred_at, metadata, refers_to, postings, allow_overdraft}. occurred_at is
+	// cut to microseconds, the database's precision, so a replay read back hashes the same; meta
+	// is Marshal's own output, which Marshal would copy unchanged.
+	b := make([]byte, 0, 256+128*len(ps))
+	b = append(b, `{"key":`...)
+	b = appendJSONString(b, r.Key)
+	b = append(b, `,"kind":`...)
+	b = appendJSONString(b, r.Kind)
+	b = append(b, `,"occurred_at":`...)
+	b = appendJSONTime(b, r.OccurredAt.Truncate(time.Microsecond))
+	b = append(b, `,"metadata":`...)
+	b = append(b, meta...)
+	b = append(b, `,"refers_to":`...)
+	b = strconv.AppendInt(b, r.RefersTo, 10)
+	b = append(b, `,"postings":`...)
+	b = appendJSONPostings(b, ps)
+	b = append(b, `,"allow_overdraft":`...)
+	if r.AllowOverdraft == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, a := range r.AllowOverdraft {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, a)
+		}
+		b = append(b, ']')
+	}
+	b = append(b, '}')
 	sum := sha256.Sum256(b)
 	return sum[:]
 }

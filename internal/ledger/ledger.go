@@ -528,21 +528,12 @@ func checkBalance(a *account, balance, delta decimal.Decimal, overdraft bool, er
 func (l *Ledger) resolveAccounts(ctx context.Context, tx pgx.Tx, reqs []EntryRequest) (map[accountKey]*account, error) {
 	q := store.New(tx)
 	out := map[accountKey]*account{}
-	var missing []accountKey
 	for i := range reqs {
 		for _, p := range reqs[i].Postings {
-			k := accountKey{p.Account, p.Amount.Currency()}
-			if _, ok := out[k]; ok {
-				continue
-			}
-			if a, ok := l.cache.get(k); ok {
-				out[k] = a
-				continue
-			}
-			out[k] = nil
-			missing = append(missing, k)
+			out[accountKey{p.Account, p.Amount.Currency()}] = nil
 		}
 	}
+	missing := l.cache.fill(out)
 	if len(missing) == 0 {
 		return out, nil
 	}

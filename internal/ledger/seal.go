@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/rebate-ledger/rebate/internal/metrics"
+	"github.com/rebate-ledger/rebate/internal/money"
 	"github.com/rebate-ledger/rebate/internal/store"
 	"github.com/rebate-ledger/rebate/internal/store/sqlc"
 )
@@ -25,21 +26,11 @@ const SealBatch = 2000
 // GenesisHash is the prev_hash of the first seal.
 var GenesisHash = make([]byte, 32)
 
-// canonicalEntry is the exact byte form an entry is hashed in; exports carry the same form, so a
-// copy of the journal can be verified offline. Field order is fixed by the struct; metadata keys
-// are sorted; times are UTC with microseconds; amounts are decimal strings.
-type canonicalEntry struct {
-	ID         int64              `json:"id"`
-	Key        string             `json:"idempotency_key"`
-	Kind       string             `json:"kind"`
-	OccurredAt string             `json:"occurred_at"`
-	RecordedAt string             `json:"recorded_at"`
-	RefersTo   int64              `json:"refers_to"`
-	Metadata   any                `json:"metadata"`
-	Postings   []canonicalPosting `json:"postings"`
-}
-
-// CanonicalJSON is the entry's canonical encoding, the input of its seal hash.
+// CanonicalJSON is the entry's canonical encoding, the input of its seal hash; exports carry the
+// same form, so a copy of the journal can be verified offline. It is the bytes encoding/json wrote
+// for struct{id, idempotency_key, kind, occurred_at, recorded_at, refers_to, metadata, postings}:
+// fields in that order, metadata keys sorted, times in UTC with microseconds, amounts as decimal
+// strings at the currency's scale (canonical.go; tests compare it with Marshal).
 func CanonicalJSON(e Entry) ([]byte, error) {
 	var meta any = map[string]any{}
 	if len(e.Metadata) > 0 {
@@ -49,27 +40,44 @@ func CanonicalJSON(e Entry) ([]byte, error) {
 			return nil, fmt.Errorf("entry %d metadata: %w", e.ID, err)
 		}
 	}
-	c := canonicalEntry{
-		ID: e.ID, Key: e.Key, Kind: e.Kind, RefersTo: e.RefersTo, Metadata: meta,
-		OccurredAt: e.OccurredAt.UTC().Format(time.RFC3339Nano),
-		RecordedAt: e.RecordedAt.UTC().Format(time.RFC3339Nano),
-		Postings:   make([]canonicalPosting, 0, len(e.Postings)),
-	}
+	ps := make([]canonicalPosting, 0, len(e.Postings))
 	for _, p := range e.Postings {
 		cp := canonicalPosting{Account: p.Account, Side: p.Side}
 		if p.currency != "" {
+			scale := p.currency.Scale()
 			cp.Currency = string(p.currency)
-			cp.Amount = p.exact.StringFixed(p.currency.Scale())
-			if !p.exact.Equal(p.exact.Truncate(p.currency.Scale())) {
-				cp.Amount = p.exact.String()
+			if p.exact.Exponent() >= -scale || p.exact.Equal(p.exact.Truncate(scale)) {
+				cp.Amount = money.FormatFixed(p.exact, scale)
+			} else {
+				cp.Amount = p.exact.String() // more decimals than the currency has: kept as stored
 			}
 		} else {
 			cp.Currency = string(p.Amount.Currency())
 			cp.Amount = p.Amount.String()
 		}
-		c.Postings = append(c.Postings, cp)
+		ps = append(ps, cp)
 	}
-	return json.Marshal(c)
+	b := make([]byte, 0, 256+128*len(ps)+len(e.Metadata))
+	b = append(b, `{"id":`...)
+	b = strconv.AppendInt(b, e.ID, 10)
+	b = append(b, `,"idempotency_key":`...)
+	b = appendJSONString(b, e.Key)
+	b = append(b, `,"kind":`...)
+	b = appendJSONString(b, e.Kind)
+	b = append(b, `,"occurred_at":`...)
+	b = appendJSONTime(b, e.OccurredAt)
+	b = append(b, `,"recorded_at":`...)
+	b = appendJSONTime(b, e.RecordedAt)
+	b = append(b, `,"refers_to":`...)
+	b = strconv.AppendInt(b, e.RefersTo, 10)
+	b = append(b, `,"metadata":`...)
+	b, err := appendJSONValue(b, meta)
+	if err != nil {
+		return nil, fmt.Errorf("entry %d metadata: %w", e.ID, err)
+	}
+	b = append(b, `,"postings":`...)
+	b = appendJSONPostings(b, ps)
+	return append(b, '}'), nil
 }
 
 // ChainHash is SHA-256(prev || canonical).

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/shopspring/decimal"
@@ -116,7 +117,50 @@ func (a Amount) Decimal() decimal.Decimal { return a.value }
 func (a Amount) Currency() Currency { return a.currency }
 
 // String is the canonical text: exactly the currency's scale, like "12.30" or "100".
-func (a Amount) String() string { return a.value.StringFixed(a.currency.Scale()) }
+func (a Amount) String() string { return FormatFixed(a.value, a.currency.Scale()) }
+
+// FormatFixed is d.StringFixed(places), byte for byte, without its big-number arithmetic for the
+// values money holds (under 10^17 units of places decimals, and no more decimals than places): every posting's
+// amount is formatted several times on its way to the database, the request hash and the seal.
+func FormatFixed(d decimal.Decimal, places int32) string {
+	exp := d.Exponent()
+	if places < 0 || places > 6 || exp > 0 || exp < -places {
+		return d.StringFixed(places)
+	}
+	coef := d.Coefficient()
+	if !coef.IsInt64() {
+		return d.StringFixed(places)
+	}
+	c := coef.Int64()
+	shift := int64(1) // scales the coefficient to exactly places decimals
+	for range places + exp {
+		shift *= 10
+	}
+	if c >= 1e17/shift || c <= -1e17/shift {
+		return d.StringFixed(places)
+	}
+	c *= shift
+	neg := c < 0
+	if neg {
+		c = -c
+	}
+	var digitBuf, outBuf [24]byte
+	digits := strconv.AppendInt(digitBuf[:0], c, 10)
+	for int32(len(digits)) <= places { // at least one digit before the point
+		digits = append([]byte{'0'}, digits...)
+	}
+	b := outBuf[:0]
+	if neg {
+		b = append(b, '-')
+	}
+	if places == 0 {
+		return string(append(b, digits...))
+	}
+	cut := len(digits) - int(places)
+	b = append(b, digits[:cut]...)
+	b = append(b, '.')
+	return string(append(b, digits[cut:]...))
+}
 
 // IsPositive, IsNegative and IsZero compare with zero.
 func (a Amount) IsPositive() bool { return a.value.IsPositive() }

@@ -159,3 +159,24 @@ func TestSplitProperty(t *testing.T) {
 		}
 	})
 }
+
+// FormatFixed must be StringFixed byte for byte: its output is stored, hashed and sealed.
+func TestFormatFixedIsStringFixed(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		coef := rapid.OneOf(rapid.Int64Range(-1_000_000, 1_000_000), rapid.Int64()).Draw(t, "coef")
+		exp := rapid.Int32Range(-9, 3).Draw(t, "exp")
+		places := rapid.Int32Range(0, 8).Draw(t, "places")
+		d := decimal.New(coef, exp)
+		if got, want := money.FormatFixed(d, places), d.StringFixed(places); got != want {
+			t.Fatalf("FormatFixed(%s, %d) = %q, StringFixed says %q", d, places, got, want)
+		}
+	})
+	big, _ := decimal.NewFromString("123456789012345678901234567890.12")
+	for _, d := range []decimal.Decimal{decimal.Zero, decimal.New(-5, -2), decimal.New(5, -3), big, big.Neg(), decimal.New(1, 20)} {
+		for places := int32(0); places <= 3; places++ {
+			if got, want := money.FormatFixed(d, places), d.StringFixed(places); got != want {
+				t.Errorf("FormatFixed(%s, %d) = %q, StringFixed says %q", d, places, got, want)
+			}
+		}
+	}
+}
