@@ -8,8 +8,9 @@ LIMIT 1;
 -- name: SealCandidates :many
 -- SealCandidates lists the next entries to seal, in (txid, id) order after the cursor, taking only
 -- entries of transactions older than every transaction still running: those are all committed, so no
--- entry that sorts before them can still appear.
-SELECT id, txid::text::bigint AS txid
+-- entry that sorts before them can still appear. It returns what the seal hashes of each entry
+-- (the postings come from PostingListForSealing).
+SELECT id, txid::text::bigint AS txid, idempotency_key, kind, occurred_at, recorded_at, metadata, refers_to
 FROM entries
 WHERE (txid, id) > (CAST(@after_txid::text AS xid8), @after_id::bigint)
   AND txid < pg_snapshot_xmin(pg_current_snapshot())

@@ -206,18 +206,17 @@ func loadEntries(ctx context.Context, q *store.Queries, ids []int64) ([]Entry, e
 	return out, nil
 }
 
-// loadEntriesForSealing is loadEntries with account codes from the ledger's cache (accounts never
-// change; codes not seen yet are read once, in one query).
-func (l *Ledger) loadEntriesForSealing(ctx context.Context, tx pgx.Tx, ids []int64) ([]Entry, error) {
-	var (
-		rows []sqlc.EntryGetManyByIDsRow
-		ps   []sqlc.PostingListForSealingRow
-	)
-	err := store.Pipelined(ctx, tx,
-		func(q *store.Queries) (err error) { rows, err = q.EntryGetManyByIDs(ctx, ids); return err },
-		func(q *store.Queries) (err error) { ps, err = q.PostingListForSealing(ctx, ids); return err })
+// loadEntriesForSealing reads the postings of the seal candidates (which carry their entries' own
+// columns) and returns the entries in the candidates' order, with account codes from the ledger's
+// cache (accounts never change; codes not seen yet are read once, in one query).
+func (l *Ledger) loadEntriesForSealing(ctx context.Context, tx pgx.Tx, cands []sqlc.SealCandidatesRow) ([]Entry, error) {
+	ids := make([]int64, len(cands))
+	for i, c := range cands {
+		ids[i] = c.ID
+	}
+	ps, err := store.New(tx).PostingListForSealing(ctx, ids)
 	if err != nil {
-		return nil, fmt.Errorf("read entries: %w", err)
+		return nil, fmt.Errorf("read postings: %w", err)
 	}
 	accountIDs := make([]int64, len(ps))
 	for i, p := range ps {
@@ -240,12 +239,12 @@ func (l *Ledger) loadEntriesForSealing(ctx context.Context, tx pgx.Tx, ids []int
 		}
 		codes = l.cache.codes(accountIDs)
 	}
-	out := make([]Entry, len(rows))
-	pos := make(map[int64]int, len(rows))
-	for i, r := range rows {
-		out[i] = Entry{ID: r.ID, Key: r.IdempotencyKey, Kind: r.Kind, OccurredAt: r.OccurredAt, RecordedAt: r.RecordedAt,
-			Metadata: r.Metadata, RefersTo: deref(r.RefersTo)}
-		pos[r.ID] = i
+	out := make([]Entry, len(cands))
+	pos := make(map[int64]int, len(cands))
+	for i, c := range cands {
+		out[i] = Entry{ID: c.ID, Key: c.IdempotencyKey, Kind: c.Kind, OccurredAt: c.OccurredAt, RecordedAt: c.RecordedAt,
+			Metadata: c.Metadata, RefersTo: deref(c.RefersTo)}
+		pos[c.ID] = i
 	}
 	for j, p := range ps {
 		code := codes[j]

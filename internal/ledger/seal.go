@@ -108,21 +108,13 @@ func (l *Ledger) Seal(ctx context.Context, max int) (int, error) {
 			return fmt.Errorf("seal candidates: %w", err)
 		}
 		if len(cands) > 0 {
-			ids := make([]int64, len(cands))
-			for i, c := range cands {
-				ids[i] = c.ID
-			}
-			entries, err := l.loadEntriesForSealing(ctx, tx, ids)
+			entries, err := l.loadEntriesForSealing(ctx, tx, cands)
 			if err != nil {
 				return err
 			}
-			byID := map[int64]Entry{}
-			for _, e := range entries {
-				byID[e.ID] = e
-			}
 			var p sqlc.SealInsertManyParams
-			for _, c := range cands {
-				canon, err := CanonicalJSON(byID[c.ID])
+			for i, c := range cands {
+				canon, err := CanonicalJSON(entries[i])
 				if err != nil {
 					return err
 				}

@@ -83,7 +83,7 @@ func (q *Queries) SealBacklog(ctx context.Context, arg SealBacklogParams) (SealB
 }
 
 const sealCandidates = `-- name: SealCandidates :many
-SELECT id, txid::text::bigint AS txid
+SELECT id, txid::text::bigint AS txid, idempotency_key, kind, occurred_at, recorded_at, metadata, refers_to
 FROM entries
 WHERE (txid, id) > (CAST($1::text AS xid8), $2::bigint)
   AND txid < pg_snapshot_xmin(pg_current_snapshot())
@@ -98,13 +98,20 @@ type SealCandidatesParams struct {
 }
 
 type SealCandidatesRow struct {
-	ID   int64
-	Txid int64
+	ID             int64
+	Txid           int64
+	IdempotencyKey string
+	Kind           string
+	OccurredAt     time.Time
+	RecordedAt     time.Time
+	Metadata       []byte
+	RefersTo       *int64
 }
 
 // SealCandidates lists the next entries to seal, in (txid, id) order after the cursor, taking only
 // entries of transactions older than every transaction still running: those are all committed, so no
-// entry that sorts before them can still appear.
+// entry that sorts before them can still appear. It returns what the seal hashes of each entry
+// (the postings come from PostingListForSealing).
 func (q *Queries) SealCandidates(ctx context.Context, arg SealCandidatesParams) ([]SealCandidatesRow, error) {
 	rows, err := q.db.Query(ctx, sealCandidates, arg.AfterTxid, arg.AfterID, arg.MaxEntries)
 	if err != nil {
@@ -114,7 +121,16 @@ func (q *Queries) SealCandidates(ctx context.Context, arg SealCandidatesParams) 
 	items := []SealCandidatesRow{}
 	for rows.Next() {
 		var i SealCandidatesRow
-		if err := rows.Scan(&i.ID, &i.Txid); err != nil {
+		if err := rows.Scan(
+			&i.ID,
+			&i.Txid,
+			&i.IdempotencyKey,
+			&i.Kind,
+			&i.OccurredAt,
+			&i.RecordedAt,
+			&i.Metadata,
+			&i.RefersTo,
+		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
