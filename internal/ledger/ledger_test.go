@@ -325,6 +325,117 @@ func TestDatabaseEnforcesJournalRules(t *testing.T) {
 		require.Equal(t, 1, countRows(t, b.pool, "entries"))
 	})
 
+	// The balance check is queued once per statement that writes entries (migration 0009) and
+	// checks that statement's entries together at commit.
+	t.Run("BalanceCheckedPerStatement", func(t *testing.T) {
+		const balanced = `SELECT e.id, a.id, 'CNY', p.side, p.amount, e.recorded_at
+			FROM e, accounts a, (VALUES ('credit', 2.00), ('debit', 2.00)) AS p(side, amount) WHERE a.code = 'member:u1:held'`
+		const unbalanced = `SELECT e.id, a.id, 'CNY', p.side, p.amount, e.recorded_at
+			FROM e, accounts a, (VALUES ('credit', 2.00), ('debit', 1.00)) AS p(side, amount) WHERE a.code = 'member:u1:held'`
+		const onePosting = `SELECT e.id, a.id, 'CNY', 'credit', 2.00, e.recorded_at FROM e, accounts a WHERE a.code = 'member:u1:held'`
+		entriesBefore := countRows(t, b.pool, "entries")
+		inTx := func(t *testing.T, steps func(tx pgx.Tx) error) error {
+			t.Helper()
+			tx, err := b.pool.Begin(ctx)
+			require.NoError(t, err)
+			defer tx.Rollback(ctx) //nolint:errcheck
+			if err := steps(tx); err != nil {
+				return err
+			}
+			return tx.Commit(ctx)
+		}
+		t.Run("EntryWithoutPostings", func(t *testing.T) {
+			err := inTx(t, func(tx pgx.Tx) error {
+				_, err := tx.Exec(ctx, `INSERT INTO entries (idempotency_key, request_hash, kind, occurred_at)
+					VALUES ('bare', decode(repeat('00', 32), 'hex'), 'raw', now())`)
+				require.NoError(t, err, "the check is deferred to commit")
+				return nil
+			})
+			require.ErrorIs(t, store.InterpretError(err), store.ErrUnbalanced)
+			require.ErrorContains(t, err, "has 0 postings")
+		})
+		t.Run("EntryWithOnePosting", func(t *testing.T) {
+			err := inTx(t, func(tx pgx.Tx) error { return rawPost(ctx, tx, "one", onePosting) })
+			require.ErrorContains(t, err, "has 1 postings")
+		})
+		t.Run("EveryStatementOfATransaction", func(t *testing.T) {
+			// The unbalanced entry is in the second of three statements.
+			err := inTx(t, func(tx pgx.Tx) error {
+				for i, postings := range []string{balanced, unbalanced, balanced} {
+					if err := rawPost(ctx, tx, fmt.Sprintf("stmt-%d", i), postings); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			require.ErrorIs(t, store.InterpretError(err), store.ErrUnbalanced)
+			require.ErrorContains(t, err, "does not balance in CNY")
+			// Three balanced statements commit, and leave no queued check behind.
+			require.NoError(t, inTx(t, func(tx pgx.Tx) error {
+				for i := range 3 {
+					if err := rawPost(ctx, tx, fmt.Sprintf("ok-%d", i), balanced); err != nil {
+						return err
+					}
+				}
+				return nil
+			}))
+			require.Equal(t, entriesBefore+3, countRows(t, b.pool, "entries"))
+			require.Equal(t, 0, countRows(t, b.pool, "entry_checks"))
+		})
+		t.Run("StatementsAfterSetConstraintsImmediate", func(t *testing.T) {
+			err := inTx(t, func(tx pgx.Tx) error {
+				_, err := tx.Exec(ctx, "SET CONSTRAINTS entry_balanced IMMEDIATE")
+				require.NoError(t, err)
+				require.NoError(t, rawPost(ctx, tx, "imm-1", balanced))
+				err = rawPost(ctx, tx, "imm-2", unbalanced)
+				require.ErrorIs(t, store.InterpretError(err), store.ErrUnbalanced, "checked at the end of its statement")
+				return err
+			})
+			require.Error(t, err)
+		})
+		t.Run("EachCurrencyOfAnEntry", func(t *testing.T) {
+			_, err := b.pool.Exec(ctx, `INSERT INTO accounts (code, currency, kind, allow_negative)
+				VALUES ('member:u9:held', 'USD', 'liability', true), ('platform:usd_test', 'USD', 'expense', true)`)
+			require.NoError(t, err)
+			err = inTx(t, func(tx pgx.Tx) error {
+				return rawPost(ctx, tx, "fx", `SELECT e.id, a.id, a.currency, p.side, p.amount, e.recorded_at
+					FROM e, (VALUES ('member:u1:held', 'credit', 2.00), ('platform:rebate_expense', 'debit', 2.00),
+					                ('member:u9:held', 'credit', 3.00), ('platform:usd_test', 'debit', 2.50)) AS p(code, side, amount)
+					JOIN accounts a ON a.code = p.code`)
+			})
+			require.ErrorContains(t, err, "does not balance in USD")
+		})
+		t.Run("EntryOfAnotherTransactionRefused", func(t *testing.T) {
+			// The check finds a statement's entries by their txid: an entry may not claim another.
+			err := inTx(t, func(tx pgx.Tx) error {
+				_, err := tx.Exec(ctx, `INSERT INTO entries (idempotency_key, request_hash, kind, occurred_at, txid)
+					VALUES ('forged', decode(repeat('00', 32), 'hex'), 'raw', now(), '3'::xid8)`)
+				return err
+			})
+			var pgErr *pgconn.PgError
+			require.ErrorAs(t, err, &pgErr)
+			require.Equal(t, "entries_txid_current", pgErr.ConstraintName)
+		})
+		t.Run("QueuedCheckCannotBeRemoved", func(t *testing.T) {
+			for sql, refusal := range map[string]string{
+				"DELETE FROM entry_checks":                               "DELETE refused",
+				"UPDATE entry_checks SET last_entry_id = first_entry_id": "UPDATE refused",
+				"TRUNCATE entry_checks":                                  "pending trigger events", // PostgreSQL's own refusal
+			} {
+				err := inTx(t, func(tx pgx.Tx) error {
+					require.NoError(t, rawPost(ctx, tx, "sneak", unbalanced))
+					_, err := tx.Exec(ctx, sql)
+					return err
+				})
+				require.ErrorContains(t, err, refusal, sql)
+			}
+			_, err := b.pool.Exec(ctx, "TRUNCATE entry_checks")
+			require.ErrorContains(t, err, "append-only", "no pending check")
+		})
+		require.Equal(t, entriesBefore+3, countRows(t, b.pool, "entries"))
+		require.Equal(t, 0, countRows(t, b.pool, "entry_checks"))
+	})
+
 	t.Run("PostingCannotJoinACommittedEntry", func(t *testing.T) {
 		var acct int64
 		require.NoError(t, b.pool.QueryRow(ctx, "SELECT id FROM accounts WHERE code = 'member:u1:held'").Scan(&acct))
