@@ -380,6 +380,21 @@ func TestDatabaseEnforcesJournalRules(t *testing.T) {
 				return nil
 			}))
 			require.Equal(t, entriesBefore+3, countRows(t, b.pool, "entries"))
+		})
+		t.Run("PurgeKeepsRunningTransactionsChecks", func(t *testing.T) {
+			tx, err := b.pool.Begin(ctx)
+			require.NoError(t, err)
+			defer tx.Rollback(ctx) //nolint:errcheck
+			require.NoError(t, rawPost(ctx, tx, "running", balanced))
+			_, err = l.PurgeChecks(ctx)
+			require.NoError(t, err)
+			var queued int
+			require.NoError(t, tx.QueryRow(ctx, "SELECT count(*) FROM entry_checks WHERE txid = pg_current_xact_id()").Scan(&queued))
+			require.Equal(t, 1, queued, "a running transaction's check stays")
+			require.NoError(t, tx.Commit(ctx))
+			n, err := l.PurgeChecks(ctx)
+			require.NoError(t, err)
+			require.Positive(t, n)
 			require.Equal(t, 0, countRows(t, b.pool, "entry_checks"))
 		})
 		t.Run("StatementsAfterSetConstraintsImmediate", func(t *testing.T) {
@@ -432,7 +447,9 @@ func TestDatabaseEnforcesJournalRules(t *testing.T) {
 			_, err := b.pool.Exec(ctx, "TRUNCATE entry_checks")
 			require.ErrorContains(t, err, "append-only", "no pending check")
 		})
-		require.Equal(t, entriesBefore+3, countRows(t, b.pool, "entries"))
+		require.Equal(t, entriesBefore+4, countRows(t, b.pool, "entries"))
+		_, err := l.PurgeChecks(ctx)
+		require.NoError(t, err)
 		require.Equal(t, 0, countRows(t, b.pool, "entry_checks"))
 	})
 
