@@ -49,11 +49,11 @@ check: $(SQLC)
 
 ## bench: the journal benchmark beside pgbench's ceiling (see docs/benchmarks.md).
 bench: build
-	@url="$${DATABASE_URL:-$$($(DEVDB) url rebate_bench)}" && \
+	@url="$${DATABASE_URL:-$$($(DEVDB) fresh rebate_bench)}" && \
 	  $(BIN)/rebate bench ledger --database-url "$$url" --duration 20s --concurrency 16
 
 bench-batch: build
-	@url="$${DATABASE_URL:-$$($(DEVDB) url rebate_bench)}" && \
+	@url="$${DATABASE_URL:-$$($(DEVDB) fresh rebate_bench)}" && \
 	  $(BIN)/rebate bench ledger --database-url "$$url" --duration 20s --concurrency 16 --batch 100
 
 clean:

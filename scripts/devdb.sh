@@ -3,6 +3,7 @@
 #
 #   scripts/devdb.sh ensure   create the cluster on first use, start it if stopped (idempotent)
 #   scripts/devdb.sh url DB   print a connection URL for database DB (default: rebate), after ensure
+#   scripts/devdb.sh fresh DB drop and create benchmark database DB (rebate_bench*), print its URL
 #   scripts/devdb.sh stop     stop the cluster if it runs
 #
 # The cluster lives under .data/pg in the repository (git-ignored), listens on a unix socket in that
@@ -93,10 +94,19 @@ CONF
 case "${1:-ensure}" in
   ensure) ensure ;;
   url) ensure; echo "postgres://postgres@127.0.0.1:$port/${2:-rebate}?sslmode=disable" ;;
+  fresh)
+    # Benchmarks start from an empty database: one that keeps every earlier run grows past memory,
+    # and its runs then measure its size rather than the code (docs/benchmarks.md).
+    db="${2:-rebate_bench}"
+    case "$db" in rebate_bench*) ;; *) die "fresh only recreates benchmark databases (rebate_bench*), not $db" ;; esac
+    ensure
+    bindir="$(find_bindir)" || die "psql not found"
+    "$bindir/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -qc "drop database if exists $db with (force)" -qc "create database $db" >/dev/null
+    echo "postgres://postgres@127.0.0.1:$port/$db?sslmode=disable" ;;
   stop)
     if [ -f "$pgdata/PG_VERSION" ]; then
       bindir="$(find_bindir)" || die "initdb not found"
       as_owner "$bindir/pg_ctl" -D "$pgdata" -m fast stop >/dev/null 2>&1 && echo "devdb: stopped" || echo "devdb: not running"
     fi ;;
-  *) die "usage: $0 ensure|url [db]|stop" ;;
+  *) die "usage: $0 ensure|url [db]|fresh [db]|stop" ;;
 esac
