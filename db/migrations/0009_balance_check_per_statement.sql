@@ -24,60 +24,74 @@ CREATE TABLE entry_checks (
   last_entry_id  bigint NOT NULL
 );
 
+-- Raises for an entry claiming another transaction's txid (used by the statement trigger below).
+CREATE FUNCTION entries_refuse_foreign_txid() RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'an entry''s txid must be the transaction that writes it'
+    USING ERRCODE = 'check_violation', CONSTRAINT = 'entries_txid_current';
+END
+$$;
+
+-- One statement: a statement whose keys were all replays inserted no entry and queues nothing.
 CREATE FUNCTION entries_queue_balance_check() RETURNS trigger
 LANGUAGE plpgsql AS $$
-DECLARE
-  n bigint;
-  lowest bigint;
-  highest bigint;
-  own boolean;
 BEGIN
-  SELECT count(*), min(e.id), max(e.id), bool_and(e.txid = pg_current_xact_id())
-    INTO n, lowest, highest, own
-    FROM new_entries e;
-  IF n = 0 THEN
-    RETURN NULL; -- every key was a replay
-  END IF;
-  IF NOT own THEN
-    RAISE EXCEPTION 'an entry''s txid must be the transaction that writes it'
-      USING ERRCODE = 'check_violation', CONSTRAINT = 'entries_txid_current';
-  END IF;
-  INSERT INTO entry_checks (txid, first_entry_id, last_entry_id) VALUES (pg_current_xact_id(), lowest, highest);
+  INSERT INTO entry_checks (txid, first_entry_id, last_entry_id)
+  SELECT pg_current_xact_id(), min(e.id), max(e.id) FROM new_entries e
+  HAVING count(*) > 0
+     AND CASE WHEN bool_and(e.txid = pg_current_xact_id()) THEN true ELSE entries_refuse_foreign_txid() END;
   RETURN NULL;
 END
 $$;
 CREATE TRIGGER entries_queue_balance_check AFTER INSERT ON entries
   REFERENCING NEW TABLE AS new_entries FOR EACH STATEMENT EXECUTE FUNCTION entries_queue_balance_check();
 
--- One query for the statement's entries: each entry's postings by index, grouped per currency;
--- only a failing row comes back (the lowest entry id, then currency, for a stable message).
+-- One query reads every entry of the range with its postings (by index) and finds the first entry
+-- with fewer than two postings or, in one currency, debits unequal to credits; only when that
+-- query saw an entry in several currencies (rare) does a second one sum those per currency. The
+-- failing entry is then read again for the message.
 CREATE FUNCTION entry_checks_run() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
   bad_id bigint;
-  bad_currency text;
+  several boolean;
   n_postings bigint;
+  lowest text;
+  bad_currency text;
 BEGIN
-  SELECT e.id, b.currency, coalesce(b.n, 0) INTO bad_id, bad_currency, n_postings
-    FROM entries e
-    LEFT JOIN LATERAL (
-      SELECT p.currency, sum(count(*)) OVER () AS n,
+  SELECT min(e.id) FILTER (WHERE c.n < 2 OR (c.lo = c.hi AND c.net <> 0)), bool_or(c.lo <> c.hi)
+    INTO bad_id, several
+    FROM entries e CROSS JOIN LATERAL (
+      SELECT count(*) AS n, min(p.currency) AS lo, max(p.currency) AS hi,
              sum(CASE p.side WHEN 'debit' THEN p.amount ELSE -p.amount END) AS net
-        FROM postings p WHERE p.entry_id = e.id GROUP BY p.currency) b ON true
-   WHERE e.txid = NEW.txid AND e.id BETWEEN NEW.first_entry_id AND NEW.last_entry_id
-     AND (b.n IS NULL OR b.n < 2 OR b.net <> 0)
-   ORDER BY e.id, b.currency
-   LIMIT 1;
-  IF bad_id IS NOT NULL AND n_postings < 2 THEN
-    RAISE EXCEPTION 'entry % has % postings; an entry needs at least two', bad_id, n_postings
+        FROM postings p WHERE p.entry_id = e.id) c
+   WHERE e.txid = NEW.txid AND e.id BETWEEN NEW.first_entry_id AND NEW.last_entry_id;
+  IF bad_id IS NOT NULL THEN
+    SELECT count(*), min(currency) INTO n_postings, lowest FROM postings WHERE entry_id = bad_id;
+    IF n_postings < 2 THEN
+      RAISE EXCEPTION 'entry % has % postings; an entry needs at least two', bad_id, n_postings
+        USING ERRCODE = 'check_violation', CONSTRAINT = 'entry_balanced';
+    END IF;
+    RAISE EXCEPTION 'entry % does not balance in %: debits differ from credits', bad_id, lowest
       USING ERRCODE = 'check_violation', CONSTRAINT = 'entry_balanced';
-  ELSIF bad_id IS NOT NULL THEN
-    RAISE EXCEPTION 'entry % does not balance in %: debits differ from credits', bad_id, bad_currency
-      USING ERRCODE = 'check_violation', CONSTRAINT = 'entry_balanced';
+  END IF;
+  IF several THEN
+    SELECT e.id, p.currency INTO bad_id, bad_currency
+      FROM entries e JOIN postings p ON p.entry_id = e.id
+     WHERE e.txid = NEW.txid AND e.id BETWEEN NEW.first_entry_id AND NEW.last_entry_id
+     GROUP BY e.id, p.currency
+    HAVING sum(CASE p.side WHEN 'debit' THEN p.amount ELSE -p.amount END) <> 0
+     ORDER BY e.id, p.currency LIMIT 1;
+    IF bad_id IS NOT NULL THEN
+      RAISE EXCEPTION 'entry % does not balance in %: debits differ from credits', bad_id, bad_currency
+        USING ERRCODE = 'check_violation', CONSTRAINT = 'entry_balanced';
+    END IF;
   END IF;
   RETURN NULL;
 END
 $$;
+
 CREATE CONSTRAINT TRIGGER entry_balanced AFTER INSERT ON entry_checks
   DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION entry_checks_run();
 

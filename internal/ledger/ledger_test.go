@@ -419,6 +419,32 @@ func TestDatabaseEnforcesJournalRules(t *testing.T) {
 					JOIN accounts a ON a.code = p.code`)
 			})
 			require.ErrorContains(t, err, "does not balance in USD")
+			// Debits equal credits over both currencies, not in each.
+			err = inTx(t, func(tx pgx.Tx) error {
+				return rawPost(ctx, tx, "fx-sum", `SELECT e.id, a.id, a.currency, p.side, p.amount, e.recorded_at
+					FROM e, (VALUES ('member:u1:held', 'credit', 2.00), ('platform:usd_test', 'debit', 2.00)) AS p(code, side, amount)
+					JOIN accounts a ON a.code = p.code`)
+			})
+			require.ErrorContains(t, err, "does not balance in CNY")
+			// One statement, two entries: a balanced one in two currencies, then one that does not
+			// balance in CNY; the check must not stop at the first.
+			twoEntries := func(second string) func(tx pgx.Tx) error {
+				return func(tx pgx.Tx) error {
+					_, err := tx.Exec(ctx, `WITH e AS (
+						INSERT INTO entries (idempotency_key, request_hash, kind, occurred_at)
+						VALUES ('fx-ok', decode(repeat('00', 32), 'hex'), 'raw', now()), ('fx-next', decode(repeat('00', 32), 'hex'), 'raw', now())
+						RETURNING id, idempotency_key, recorded_at)
+					INSERT INTO postings (entry_id, account_id, currency, side, amount, recorded_at)
+					SELECT e.id, a.id, a.currency, p.side, p.amount, e.recorded_at
+					FROM (VALUES ('fx-ok', 'member:u1:held', 'credit', 2.00), ('fx-ok', 'platform:rebate_expense', 'debit', 2.00),
+					             ('fx-ok', 'member:u9:held', 'credit', 3.00), ('fx-ok', 'platform:usd_test', 'debit', 3.00),
+					             ('fx-next', 'member:u1:held', 'credit', 1.00), ('fx-next', 'platform:rebate_expense', 'debit', `+second+`)) AS p(key, code, side, amount)
+					JOIN e ON e.idempotency_key = p.key JOIN accounts a ON a.code = p.code`)
+					return err
+				}
+			}
+			require.ErrorContains(t, inTx(t, twoEntries("0.99")), "does not balance in CNY")
+			require.NoError(t, inTx(t, twoEntries("1.00")))
 		})
 		t.Run("EntryOfAnotherTransactionRefused", func(t *testing.T) {
 			// The check finds a statement's entries by their txid: an entry may not claim another.
@@ -447,7 +473,7 @@ func TestDatabaseEnforcesJournalRules(t *testing.T) {
 			_, err := b.pool.Exec(ctx, "TRUNCATE entry_checks")
 			require.ErrorContains(t, err, "append-only", "no pending check")
 		})
-		require.Equal(t, entriesBefore+4, countRows(t, b.pool, "entries"))
+		require.Equal(t, entriesBefore+6, countRows(t, b.pool, "entries"))
 		_, err := l.PurgeChecks(ctx)
 		require.NoError(t, err)
 		require.Equal(t, 0, countRows(t, b.pool, "entry_checks"))
