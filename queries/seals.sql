@@ -41,8 +41,3 @@ SELECT id, idempotency_key, request_hash, kind, occurred_at, recorded_at, metada
 FROM entries
 WHERE id = ANY(@ids::bigint[])
 ORDER BY id;
-
--- name: EntryChecksPurge :execrows
--- EntryChecksPurge deletes the queued balance checks of transactions that have ended: every
--- transaction older than the current snapshot's xmin has committed (its checks ran) or rolled back.
-DELETE FROM entry_checks WHERE txid < pg_snapshot_xmin(pg_current_snapshot());

@@ -325,9 +325,9 @@ func TestDatabaseEnforcesJournalRules(t *testing.T) {
 		require.Equal(t, 1, countRows(t, b.pool, "entries"))
 	})
 
-	// The balance check is queued once per statement that writes entries (migration 0009) and
-	// checks that statement's entries together at commit.
-	t.Run("BalanceCheckedPerStatement", func(t *testing.T) {
+	// The balance rule's cases, with raw SQL: each one fails the commit (or its statement, once the
+	// check is immediate), and a balanced transaction of several statements commits.
+	t.Run("BalanceRuleCases", func(t *testing.T) {
 		const balanced = `SELECT e.id, a.id, 'CNY', p.side, p.amount, e.recorded_at
 			FROM e, accounts a, (VALUES ('credit', 2.00), ('debit', 2.00)) AS p(side, amount) WHERE a.code = 'member:u1:held'`
 		const unbalanced = `SELECT e.id, a.id, 'CNY', p.side, p.amount, e.recorded_at
@@ -370,7 +370,7 @@ func TestDatabaseEnforcesJournalRules(t *testing.T) {
 			})
 			require.ErrorIs(t, store.InterpretError(err), store.ErrUnbalanced)
 			require.ErrorContains(t, err, "does not balance in CNY")
-			// Three balanced statements commit, and leave no queued check behind.
+			// Three balanced statements commit.
 			require.NoError(t, inTx(t, func(tx pgx.Tx) error {
 				for i := range 3 {
 					if err := rawPost(ctx, tx, fmt.Sprintf("ok-%d", i), balanced); err != nil {
@@ -380,22 +380,6 @@ func TestDatabaseEnforcesJournalRules(t *testing.T) {
 				return nil
 			}))
 			require.Equal(t, entriesBefore+3, countRows(t, b.pool, "entries"))
-		})
-		t.Run("PurgeKeepsRunningTransactionsChecks", func(t *testing.T) {
-			tx, err := b.pool.Begin(ctx)
-			require.NoError(t, err)
-			defer tx.Rollback(ctx) //nolint:errcheck
-			require.NoError(t, rawPost(ctx, tx, "running", balanced))
-			_, err = l.PurgeChecks(ctx)
-			require.NoError(t, err)
-			var queued int
-			require.NoError(t, tx.QueryRow(ctx, "SELECT count(*) FROM entry_checks WHERE txid = pg_current_xact_id()").Scan(&queued))
-			require.Equal(t, 1, queued, "a running transaction's check stays")
-			require.NoError(t, tx.Commit(ctx))
-			n, err := l.PurgeChecks(ctx)
-			require.NoError(t, err)
-			require.Positive(t, n)
-			require.Equal(t, 0, countRows(t, b.pool, "entry_checks"))
 		})
 		t.Run("StatementsAfterSetConstraintsImmediate", func(t *testing.T) {
 			err := inTx(t, func(tx pgx.Tx) error {
@@ -446,37 +430,7 @@ func TestDatabaseEnforcesJournalRules(t *testing.T) {
 			require.ErrorContains(t, inTx(t, twoEntries("0.99")), "does not balance in CNY")
 			require.NoError(t, inTx(t, twoEntries("1.00")))
 		})
-		t.Run("EntryOfAnotherTransactionRefused", func(t *testing.T) {
-			// The check finds a statement's entries by their txid: an entry may not claim another.
-			err := inTx(t, func(tx pgx.Tx) error {
-				_, err := tx.Exec(ctx, `INSERT INTO entries (idempotency_key, request_hash, kind, occurred_at, txid)
-					VALUES ('forged', decode(repeat('00', 32), 'hex'), 'raw', now(), '3'::xid8)`)
-				return err
-			})
-			var pgErr *pgconn.PgError
-			require.ErrorAs(t, err, &pgErr)
-			require.Equal(t, "entries_txid_current", pgErr.ConstraintName)
-		})
-		t.Run("QueuedCheckCannotBeRemoved", func(t *testing.T) {
-			for sql, refusal := range map[string]string{
-				"DELETE FROM entry_checks":                               "DELETE refused",
-				"UPDATE entry_checks SET last_entry_id = first_entry_id": "UPDATE refused",
-				"TRUNCATE entry_checks":                                  "pending trigger events", // PostgreSQL's own refusal
-			} {
-				err := inTx(t, func(tx pgx.Tx) error {
-					require.NoError(t, rawPost(ctx, tx, "sneak", unbalanced))
-					_, err := tx.Exec(ctx, sql)
-					return err
-				})
-				require.ErrorContains(t, err, refusal, sql)
-			}
-			_, err := b.pool.Exec(ctx, "TRUNCATE entry_checks")
-			require.ErrorContains(t, err, "append-only", "no pending check")
-		})
-		require.Equal(t, entriesBefore+6, countRows(t, b.pool, "entries"))
-		_, err := l.PurgeChecks(ctx)
-		require.NoError(t, err)
-		require.Equal(t, 0, countRows(t, b.pool, "entry_checks"))
+		require.Equal(t, entriesBefore+5, countRows(t, b.pool, "entries")) // three statements, then two entries in one
 	})
 
 	t.Run("PostingCannotJoinACommittedEntry", func(t *testing.T) {

@@ -150,32 +150,16 @@ func (l *Ledger) Seal(ctx context.Context, max int) (int, error) {
 	return n, nil
 }
 
-// SealAll seals until nothing committed is left unsealed, then clears the balance checks of
-// finished transactions (PurgeChecks): both are the journal's work behind the write path.
+// SealAll seals until nothing committed is left unsealed.
 func (l *Ledger) SealAll(ctx context.Context) (int, error) {
 	total := 0
 	for {
 		n, err := l.Seal(ctx, SealBatch)
 		total += n
-		if err != nil {
-			return total, err
-		}
-		if n < SealBatch {
-			_, err := l.PurgeChecks(ctx)
+		if err != nil || n < SealBatch {
 			return total, err
 		}
 	}
-}
-
-// PurgeChecks deletes the queued balance checks (entry_checks, migration 0009) of transactions
-// that have ended, and returns how many. Their checks ran at commit, or the transaction rolled
-// back; the rows are kept by nothing else.
-func (l *Ledger) PurgeChecks(ctx context.Context) (int64, error) {
-	n, err := store.New(l.pool).EntryChecksPurge(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("purge balance checks: %w", err)
-	}
-	return n, nil
 }
 
 // chainHead reads the newest seal: its hash, its seq and the cursor it leaves.

@@ -49,12 +49,6 @@ type Entry struct {
 	Txid           pgtype.Uint64
 }
 
-type EntryCheck struct {
-	Txid         pgtype.Uint64
-	FirstEntryID int64
-	LastEntryID  int64
-}
-
 type EntrySeal struct {
 	Seq       int64
 	EntryID   int64

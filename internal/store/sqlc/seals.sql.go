@@ -10,20 +10,6 @@ import (
 	"time"
 )
 
-const entryChecksPurge = `-- name: EntryChecksPurge :execrows
-DELETE FROM entry_checks WHERE txid < pg_snapshot_xmin(pg_current_snapshot())
-`
-
-// EntryChecksPurge deletes the queued balance checks of transactions that have ended: every
-// transaction older than the current snapshot's xmin has committed (its checks ran) or rolled back.
-func (q *Queries) EntryChecksPurge(ctx context.Context) (int64, error) {
-	result, err := q.db.Exec(ctx, entryChecksPurge)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
-}
-
 const entryGetManyByIDs = `-- name: EntryGetManyByIDs :many
 SELECT id, idempotency_key, request_hash, kind, occurred_at, recorded_at, metadata, refers_to
 FROM entries
