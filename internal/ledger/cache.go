@@ -19,8 +19,8 @@ type accountCache struct {
 }
 
 // fill sets every nil value of out whose key the cache holds, under one read lock: every writer
-// shares the cache, and taking its lock once per posting cost more than the map lookups (~0.7 µs a
-// posting with 16 writers, cache-line traffic on the lock). It returns the keys still nil.
+// shares the cache, and taking the lock once per posting added about a fifth to the lookups
+// (0.42 → 0.33 s of CPU in a 20 s --batch 100 run). It returns the keys still nil.
 func (c *accountCache) fill(out map[accountKey]*account) (missing []accountKey) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()

@@ -120,8 +120,9 @@ func (a Amount) Currency() Currency { return a.currency }
 func (a Amount) String() string { return FormatFixed(a.value, a.currency.Scale()) }
 
 // FormatFixed is d.StringFixed(places), byte for byte, without its big-number arithmetic for the
-// values money holds (under 10^17 units of places decimals, and no more decimals than places): every posting's
-// amount is formatted several times on its way to the database, the request hash and the seal.
+// values money holds (under 10^17 units of places decimals, and no more decimals than places):
+// every posting's amount is formatted several times on its way to the database, the request hash
+// and the seal. Other values take StringFixed itself.
 func FormatFixed(d decimal.Decimal, places int32) string {
 	exp := d.Exponent()
 	if places < 0 || places > 6 || exp > 0 || exp < -places {
