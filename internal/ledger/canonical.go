@@ -90,6 +90,21 @@ func appendJSONValue(b []byte, v any) ([]byte, error) {
 	}
 }
 
+// appendJSONStrings appends ss as Marshal writes a []string: null when nil.
+func appendJSONStrings(b []byte, ss []string) []byte {
+	if ss == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i, s := range ss {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, s)
+	}
+	return append(b, ']')
+}
+
 // canonicalPosting is one posting as both hashes cover it.
 type canonicalPosting struct {
 	Account  string

@@ -150,9 +150,8 @@ func (r *EntryRequest) hash(meta json.RawMessage) []byte {
 			strings.Compare(string(a.Side), string(b.Side)), strings.Compare(a.Amount, b.Amount))
 	})
 	// What the hash covers: everything that decides the entry's effect, as encoding/json wrote
-	// struct{key, kind, occurred_at, metadata, refers_to, postings, allow_overdraft}. occurred_at is
-	// cut to microseconds, the database's precision, so a replay read back hashes the same; meta
-	// is Marshal's own output, which Marshal would copy unchanged.
+	// struct{key, kind, occurred_at, metadata, refers_to, postings, allow_overdraft}; meta is
+	// Marshal's own output, which Marshal would copy unchanged.
 	b := make([]byte, 0, 256+128*len(ps))
 	b = append(b, `{"key":`...)
 	b = appendJSONString(b, r.Key)
@@ -167,18 +166,7 @@ func (r *EntryRequest) hash(meta json.RawMessage) []byte {
 	b = append(b, `,"postings":`...)
 	b = appendJSONPostings(b, ps)
 	b = append(b, `,"allow_overdraft":`...)
-	if r.AllowOverdraft == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i, a := range r.AllowOverdraft {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, a)
-		}
-		b = append(b, ']')
-	}
+	b = appendJSONStrings(b, r.AllowOverdraft)
 	b = append(b, '}')
 	sum := sha256.Sum256(b)
 	return sum[:]
