@@ -487,6 +487,7 @@ func TestDatabaseEnforcesJournalRules(t *testing.T) {
 			"EntryOfEarlierStatement": {earlier, "$1", "(SELECT recorded_at FROM entries WHERE id = " + earlier + ")", "'CNY'", "23514", "only be added to an entry by the statement"},
 			"NoSuchAccount":           {"e.id", "999999999", "e.recorded_at", "'CNY'", "23503", "account that does not exist"},
 			"AccountOfAnotherCur":     {"e.id", "$3", "e.recorded_at", "'CNY'", "23503", "account that does not exist"},
+			"CurrencyNotItsAccounts":  {"e.id", "$1", "e.recorded_at", "'USD'", "23503", "account that does not exist"},
 		}
 		for name, c := range cases {
 			t.Run(name, func(t *testing.T) {
