@@ -114,7 +114,7 @@ func (l *Ledger) PostManyWith(ctx context.Context, tx pgx.Tx, reqs []EntryReques
 	for i := range reqs {
 		changes[i] = p.balanceChanges(i, pid)
 		for k, d := range changes[i] {
-			params.DeltaKeys = append(params.DeltaKeys, reqs[i].Key)
+			params.DeltaEntries = append(params.DeltaEntries, int32(i+1))
 			params.DeltaAccountIds = append(params.DeltaAccountIds, k.account)
 			params.DeltaShards = append(params.DeltaShards, k.shard)
 			params.Deltas = append(params.Deltas, d.String())
@@ -316,7 +316,7 @@ func entryRows(rows []sqlc.EntryPostManyRow) []sqlc.EntryPostManyRow {
 func (l *Ledger) prepare(ctx context.Context, tx pgx.Tx, reqs []EntryRequest) (*prepared, error) {
 	p := &prepared{reqs: reqs, hashes: make([][]byte, len(reqs)), metas: make([][]byte, len(reqs)),
 		byKey: make(map[string]int, len(reqs)), byID: map[int64]*account{}}
-	var keys []string
+	keys := make([]string, 0, len(reqs))
 	for i := range reqs {
 		r := &reqs[i]
 		if err := r.validate(); err != nil {
@@ -342,7 +342,14 @@ func (l *Ledger) prepare(ctx context.Context, tx pgx.Tx, reqs []EntryRequest) (*
 	for _, a := range accounts {
 		p.byID[a.id] = a
 	}
-	p.params = sqlc.EntryPostManyParams{Keys: keys, Hashes: p.hashes, Metadatas: p.metas}
+	postings := 0
+	for i := range reqs {
+		postings += len(reqs[i].Postings)
+	}
+	p.params = sqlc.EntryPostManyParams{Keys: keys, Hashes: p.hashes, Metadatas: p.metas,
+		Kinds: make([]string, 0, len(reqs)), OccurredAts: make([]time.Time, 0, len(reqs)), RefersTos: make([]int64, 0, len(reqs)),
+		PostingEntries: make([]int32, 0, postings), AccountIds: make([]int64, 0, postings),
+		Currencies: make([]string, 0, postings), Sides: make([]string, 0, postings), Amounts: make([]string, 0, postings)}
 	for i := range reqs {
 		r := &reqs[i]
 		p.params.Kinds = append(p.params.Kinds, r.Kind)
@@ -350,7 +357,7 @@ func (l *Ledger) prepare(ctx context.Context, tx pgx.Tx, reqs []EntryRequest) (*
 		p.params.RefersTos = append(p.params.RefersTos, r.RefersTo)
 		for _, ps := range r.Postings {
 			a := accounts[accountKey{ps.Account, ps.Amount.Currency()}]
-			p.params.PostingKeys = append(p.params.PostingKeys, r.Key)
+			p.params.PostingEntries = append(p.params.PostingEntries, int32(i+1))
 			p.params.AccountIds = append(p.params.AccountIds, a.id)
 			p.params.Currencies = append(p.params.Currencies, string(a.cur))
 			p.params.Sides = append(p.params.Sides, string(ps.Side))
