@@ -108,17 +108,23 @@ func (l *Ledger) PostManyWith(ctx context.Context, tx pgx.Tx, reqs []EntryReques
 	if err != nil {
 		return nil, err
 	}
+	// The statement applies the batch's net change per balance row, sorted (the fixed lock order),
+	// when every entry is new. When a key is a replay it changes no balance, and the new entries'
+	// changes are applied below instead.
 	params := p.postParams()
 	pid := uint32(tx.Conn().PgConn().PID())
 	changes := make([]map[balanceKey]decimal.Decimal, len(reqs))
+	total := map[balanceKey]decimal.Decimal{}
 	for i := range reqs {
 		changes[i] = p.balanceChanges(i, pid)
 		for k, d := range changes[i] {
-			params.DeltaEntries = append(params.DeltaEntries, int32(i+1))
-			params.DeltaAccountIds = append(params.DeltaAccountIds, k.account)
-			params.DeltaShards = append(params.DeltaShards, k.shard)
-			params.Deltas = append(params.Deltas, d.String())
+			total[k] = total[k].Add(d)
 		}
+	}
+	for _, k := range sortedBalanceKeys(total) {
+		params.DeltaAccountIds = append(params.DeltaAccountIds, k.account)
+		params.DeltaShards = append(params.DeltaShards, k.shard)
+		params.Deltas = append(params.Deltas, total[k].String())
 	}
 	rows, err, withErr := postEntries(ctx, tx, params, with)
 	if err != nil {
@@ -153,12 +159,24 @@ func (l *Ledger) PostManyWith(ctx context.Context, tx pgx.Tx, reqs []EntryReques
 		}
 		p.allowOverdraft(i, overdraft)
 	}
-	if len(balances) != len(deltas) {
-		return nil, fmt.Errorf("post entries: %d of %d balance rows found", len(balances), len(deltas))
+	check := func(k balanceKey, balance decimal.Decimal, err error) error {
+		return checkBalance(p.byID[k.account], balance, deltas[k], overdraft[k.account], err)
 	}
-	for _, b := range balances {
-		k := balanceKey{b.AccountID, b.Shard}
-		if err := checkBalance(p.byID[k.account], b.Balance, deltas[k], overdraft[k.account], nil); err != nil {
+	switch {
+	case len(inserted) == len(reqs):
+		if len(balances) != len(deltas) {
+			return nil, fmt.Errorf("post entries: %d of %d balance rows found", len(balances), len(deltas))
+		}
+		for _, b := range balances {
+			if err := check(balanceKey{b.AccountID, b.Shard}, b.Balance, nil); err != nil {
+				return nil, err
+			}
+		}
+	case len(balances) > 0:
+		return nil, fmt.Errorf("post entries: %d balance rows changed for a batch with replays", len(balances))
+	case len(deltas) > 0:
+		steps, done := bulkBalanceSteps(ctx, sortedBalanceKeys(deltas), deltas, check)
+		if err := done(store.Pipelined(ctx, tx, steps...)); err != nil {
 			return nil, err
 		}
 	}
@@ -197,25 +215,13 @@ func postEntries(ctx context.Context, tx pgx.Tx, params sqlc.EntryPostManyParams
 	return rows, done(), withErr
 }
 
-// postOneParams turns EntryPostMany's parameters for one entry into EntryPostOne's, with the
-// balance changes sorted by (account, shard), the order the statement locks their rows in.
+// postOneParams turns EntryPostMany's parameters for one entry into EntryPostOne's (the balance
+// changes are already sorted by (account, shard), the order the statement locks their rows in).
 func postOneParams(p sqlc.EntryPostManyParams) sqlc.EntryPostOneParams {
-	one := sqlc.EntryPostOneParams{Key: p.Keys[0], Hash: p.Hashes[0], Kind: p.Kinds[0], OccurredAt: p.OccurredAts[0],
+	return sqlc.EntryPostOneParams{Key: p.Keys[0], Hash: p.Hashes[0], Kind: p.Kinds[0], OccurredAt: p.OccurredAts[0],
 		Metadata: p.Metadatas[0], RefersTo: p.RefersTos[0],
-		AccountIds: p.AccountIds, Currencies: p.Currencies, Sides: p.Sides, Amounts: p.Amounts}
-	order := make([]int, len(p.DeltaAccountIds))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortFunc(order, func(a, b int) int {
-		return cmp.Or(cmp.Compare(p.DeltaAccountIds[a], p.DeltaAccountIds[b]), cmp.Compare(p.DeltaShards[a], p.DeltaShards[b]))
-	})
-	for _, i := range order {
-		one.DeltaAccountIds = append(one.DeltaAccountIds, p.DeltaAccountIds[i])
-		one.DeltaShards = append(one.DeltaShards, p.DeltaShards[i])
-		one.Deltas = append(one.Deltas, p.Deltas[i])
-	}
-	return one
+		AccountIds: p.AccountIds, Currencies: p.Currencies, Sides: p.Sides, Amounts: p.Amounts,
+		DeltaAccountIds: p.DeltaAccountIds, DeltaShards: p.DeltaShards, Deltas: p.Deltas}
 }
 
 // Writer writes entries in one transaction in several steps (so a later entry can refer to an
@@ -427,13 +433,7 @@ func (p *prepared) allowOverdraft(i int, into map[int64]bool) {
 // round trip with the caller's own last writes (they must come last in it: the balance rows are the
 // most contended locks). done takes the pipeline's error; the flush is complete when it returns nil.
 func (w *Writer) FlushSteps(ctx context.Context) (steps []func(q *store.Queries) error, done func(error) error) {
-	keys := make([]balanceKey, 0, len(w.deltas))
-	for k := range w.deltas {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b balanceKey) int {
-		return cmp.Or(cmp.Compare(a.account, b.account), cmp.Compare(a.shard, b.shard))
-	})
+	keys := sortedBalanceKeys(w.deltas)
 	deltas, byID, overdraft := w.deltas, w.byID, w.overdraft
 	check := func(k balanceKey, balance decimal.Decimal, err error) error {
 		return checkBalance(byID[k.account], balance, deltas[k], overdraft[k.account], err)
@@ -470,6 +470,19 @@ func (w *Writer) Flush(ctx context.Context) error {
 type balanceKey struct {
 	account int64
 	shard   int16
+}
+
+// sortedBalanceKeys lists the balance rows of m in (account, shard) order, the order every writer
+// locks them in.
+func sortedBalanceKeys(m map[balanceKey]decimal.Decimal) []balanceKey {
+	keys := make([]balanceKey, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b balanceKey) int {
+		return cmp.Or(cmp.Compare(a.account, b.account), cmp.Compare(a.shard, b.shard))
+	})
+	return keys
 }
 
 // bulkBalanceSteps locks the rows in keys' order and adds their deltas, as two pipeline steps; done

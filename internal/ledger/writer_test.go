@@ -121,3 +121,66 @@ func TestPostManyWith(t *testing.T) {
 		require.Equal(t, 1, countRows(t, b.pool, "entries"))
 	})
 }
+
+// TestPostManyWithReplays: a batch applies its net balance changes in its entries statement only
+// when every key is new. A batch that mixes replays and new entries changes balances by its new
+// entries alone, in a second statement, which still refuses an overdraft and rolls the batch back.
+func TestPostManyWithReplays(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, b := setup(t)
+	postMany := func(reqs ...ledger.EntryRequest) ([]ledger.Entry, error) {
+		var got []ledger.Entry
+		err := l.Transact(ctx, func(tx pgx.Tx) (err error) { got, err = l.PostMany(ctx, tx, reqs); return err })
+		return got, err
+	}
+	balance := func(code string) string {
+		bal, err := l.Balance(ctx, code, money.CNY)
+		require.NoError(t, err)
+		return bal.String()
+	}
+	a1 := rebate("a1", map[string]string{"u1": "1.00", "u2": "2.00"})
+	a2 := rebate("a2", map[string]string{"u1": "0.50"})
+	first, err := postMany(a1, a2)
+	require.NoError(t, err)
+	require.Equal(t, "1.50", balance("member:u1:held"))
+
+	t.Run("NewEntriesBesideReplays", func(t *testing.T) {
+		b1 := rebate("b1", map[string]string{"u1": "0.25", "u3": "4.00"})
+		b2 := move("b2", "member:u1:held", "member:u1:available", "1.75") // needs b1's credit and a1's
+		got, err := postMany(a1, b1, a2, b2)
+		require.NoError(t, err)
+		require.True(t, got[0].Replayed)
+		require.Equal(t, first[0].ID, got[0].ID)
+		require.True(t, got[2].Replayed)
+		require.False(t, got[1].Replayed)
+		require.False(t, got[3].Replayed)
+		require.Equal(t, "0.00", balance("member:u1:held"))
+		require.Equal(t, "1.75", balance("member:u1:available"))
+		require.Equal(t, "2.00", balance("member:u2:held"))
+		require.Equal(t, "4.00", balance("member:u3:held"))
+		require.Equal(t, "7.75", balance(ledger.RebateExpense))
+	})
+
+	t.Run("OverdraftBesideReplaysIsRefused", func(t *testing.T) {
+		entries := countRows(t, b.pool, "entries")
+		c1 := move("c1", "member:u2:held", "member:u2:available", "2.01")
+		_, err := postMany(a1, c1)
+		require.ErrorIs(t, err, ledger.ErrInsufficientFunds)
+		require.Equal(t, entries, countRows(t, b.pool, "entries"))
+		require.Equal(t, "2.00", balance("member:u2:held"))
+	})
+
+	t.Run("OnlyReplays", func(t *testing.T) {
+		entries := countRows(t, b.pool, "entries")
+		got, err := postMany(a2, a1)
+		require.NoError(t, err)
+		require.True(t, got[0].Replayed && got[1].Replayed)
+		require.Equal(t, entries, countRows(t, b.pool, "entries"))
+		require.Equal(t, "7.75", balance(ledger.RebateExpense))
+	})
+
+	rep, err := l.Verify(ctx)
+	require.NoError(t, err)
+	require.Empty(t, rep.Problems)
+}
