@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
@@ -226,8 +227,6 @@ func TestCoalescedEventsAreAnsweredEachOnItsOwn(t *testing.T) {
 	verifyClean(t, b)
 }
 
-// TestRebateTablesGuardWhatTheirChecksRelyOn: the rows that orders, lots, refunds and seals name
-// cannot disappear or change their keys, and a row naming one that does not exist is refused.
 // TestOrdersTakeEveryKnownCurrency: the orders table's currency check (spelled out, migration
 // 0008) accepts every currency of the money package.
 func TestOrdersTakeEveryKnownCurrency(t *testing.T) {
@@ -247,6 +246,8 @@ func TestOrdersTakeEveryKnownCurrency(t *testing.T) {
 	}
 }
 
+// TestRebateTablesGuardWhatTheirChecksRelyOn: the rows that orders, lots, refunds and seals name
+// cannot disappear or change their keys, and a row naming one that does not exist is refused.
 func TestRebateTablesGuardWhatTheirChecksRelyOn(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -254,6 +255,9 @@ func TestRebateTablesGuardWhatTheirChecksRelyOn(t *testing.T) {
 	program(t, b, nil)
 	chain(t, b, "u1", "buyer")
 	paid(t, b, "e1", "o1", "buyer", "10.00", t0)
+	_, err := b.pool.Exec(ctx, `INSERT INTO events (id, type, request_hash, status_code, response)
+		SELECT 'e-free', type, request_hash, status_code, response FROM events WHERE id = 'e1'`)
+	require.NoError(t, err)
 	for name, tc := range map[string]struct {
 		sql  string
 		code string
@@ -272,10 +276,103 @@ func TestRebateTablesGuardWhatTheirChecksRelyOn(t *testing.T) {
 		"OrderInUnknownCurrency": {`INSERT INTO orders (order_id, event_id, member_id, amount, currency, occurred_at, program_version, upline, release_at) SELECT 'o2', event_id, member_id, amount, 'BTC', occurred_at, program_version, upline, release_at FROM orders WHERE order_id = 'o1'`, "23514"},
 		"RefundForUnknownEvent":  {`INSERT INTO refunds (refund_id, event_id, order_id, amount, status) VALUES ('rf', 'e-none', 'o1', 1, 'parked')`, "23503"},
 		"SealForUnknownEntry":    {`INSERT INTO entry_seals (seq, entry_id, entry_txid, prev_hash, hash) VALUES (999999, 999999, '1', decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex'))`, "23503"},
+		"SealWithAnotherTxid":    {`INSERT INTO entry_seals (seq, entry_id, entry_txid, prev_hash, hash) SELECT 999999, id, '1', decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex') FROM entries LIMIT 1`, "23503"},
+		"OrderForUnknownMember":  {`INSERT INTO orders (order_id, event_id, member_id, amount, currency, occurred_at, program_version, upline, release_at) SELECT 'o2', 'e-free', 'nobody', amount, currency, occurred_at, program_version, upline, release_at FROM orders WHERE order_id = 'o1'`, "23503"},
+		"OrderForUnknownProgram": {`INSERT INTO orders (order_id, event_id, member_id, amount, currency, occurred_at, program_version, upline, release_at) SELECT 'o2', 'e-free', member_id, amount, currency, occurred_at, 999, upline, release_at FROM orders WHERE order_id = 'o1'`, "23503"},
+		"OrderUnknownAccrual":    {`UPDATE orders SET accrual_entry_id = 999999 WHERE order_id = 'o1'`, "23503"},
+		"OrderUnknownRelease":    {`UPDATE orders SET release_entry_id = 999999 WHERE order_id = 'o1'`, "23503"},
+		"LotForUnknownProgram":   {`INSERT INTO rebate_lots (order_id, beneficiary_id, leg, currency, amount, program_version, upline) VALUES ('o1', 'u1', 'level2', 'CNY', 1, 999, '{}')`, "23503"},
+		"RefundUnknownEntry":     {`INSERT INTO refunds (refund_id, event_id, order_id, amount, status, entry_id) VALUES ('rf', 'e1', 'o1', 1, 'applied', 999999)`, "23503"},
 	} {
 		_, err := b.pool.Exec(ctx, tc.sql)
 		var pgErr *pgconn.PgError
 		require.ErrorAs(t, err, &pgErr, name)
 		require.Equal(t, tc.code, pgErr.Code, "%s: %s", name, pgErr.Message)
+	}
+}
+
+// TestReferenceChecksReadOnlyTheRowsTheyName: the statement triggers that stand in for foreign keys
+// look each named row up, whatever the sizes of the statement and of the tables. A plan that hashed
+// a whole table instead (PostgreSQL turns a NOT EXISTS under an OR into a hashed subplan when it
+// estimates that cheaper) made each batch of orders read every entry of the journal.
+func TestReferenceChecksReadOnlyTheRowsTheyName(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	program(t, b, nil)
+	chain(t, b, "u1", "buyer")
+	paid(t, b, "e1", "o1", "buyer", "10.00", t0)
+	// 3,000 more entries (balanced, on one account) and 200 more events.
+	_, err := b.pool.Exec(ctx, `WITH e AS (
+			INSERT INTO entries (idempotency_key, request_hash, kind, occurred_at)
+			SELECT 'bulk-' || g, decode(repeat('00', 32), 'hex'), 'bulk', now() FROM generate_series(1, 3000) g
+			RETURNING id, recorded_at)
+		INSERT INTO postings (entry_id, account_id, currency, side, amount, recorded_at)
+		SELECT e.id, a.id, 'CNY', s.side, 1, e.recorded_at
+		FROM e, (SELECT id FROM accounts WHERE code = 'member:u1:held') a, (VALUES ('debit'), ('credit')) s(side)`)
+	require.NoError(t, err)
+	_, err = b.pool.Exec(ctx, `INSERT INTO events (id, type, request_hash, status_code, response)
+		SELECT 'bulk-' || g, type, request_hash, status_code, response FROM events, generate_series(1, 200) g WHERE id = 'e1'`)
+	require.NoError(t, err)
+	_, err = b.pool.Exec(ctx, "ANALYZE")
+	require.NoError(t, err)
+	idRows, err := b.pool.Query(ctx, "SELECT id, txid::text FROM entries WHERE kind = 'bulk' ORDER BY id DESC LIMIT 200")
+	require.NoError(t, err)
+	var entryIDs []int64
+	var txids []string
+	for idRows.Next() {
+		var id int64
+		var txid string
+		require.NoError(t, idRows.Scan(&id, &txid))
+		entryIDs, txids = append(entryIDs, id), append(txids, txid)
+	}
+	require.NoError(t, idRows.Err())
+
+	// rowsRead runs stmt in a transaction it rolls back and returns how many rows of each table
+	// it read, on a connection of its own: PostgreSQL 15 counts in pg_stat_xact_user_tables what
+	// a backend did in earlier transactions too, until it reports its statistics.
+	rowsRead := func(stmt string, args ...any) map[string]int64 {
+		conn, err := pgx.ConnectConfig(ctx, b.pool.Config().ConnConfig)
+		require.NoError(t, err)
+		defer conn.Close(ctx)
+		tx, err := conn.Begin(ctx)
+		require.NoError(t, err)
+		defer tx.Rollback(ctx) //nolint:errcheck
+		_, err = tx.Exec(ctx, stmt, args...)
+		require.NoError(t, err)
+		rows, err := tx.Query(ctx, `SELECT relname, seq_tup_read + coalesce(idx_tup_fetch, 0) FROM pg_stat_xact_user_tables`)
+		require.NoError(t, err)
+		read := map[string]int64{}
+		for rows.Next() {
+			var rel string
+			var n int64
+			require.NoError(t, rows.Scan(&rel, &n))
+			read[rel] = n
+		}
+		require.NoError(t, rows.Err())
+		return read
+	}
+	for name, c := range map[string]struct {
+		stmt string
+		args []any
+	}{
+		// Each of 200 orders names an entry, an event and a member (the same one); the statement
+		// names one program.
+		"Orders": {`INSERT INTO orders (order_id, event_id, member_id, amount, currency, occurred_at, program_version, upline, release_at, accrual_entry_id)
+			SELECT 'bulk-' || n, 'bulk-' || n, member_id, amount, currency, occurred_at, program_version, upline, release_at, x.id
+			FROM orders, unnest($1::bigint[]) WITH ORDINALITY AS x(id, n) WHERE order_id = 'o1'`, []any{entryIDs}},
+		// Each of 200 refunds names an event and an entry (the order is not checked).
+		"Refunds": {`INSERT INTO refunds (refund_id, event_id, order_id, amount, status, entry_id)
+			SELECT 'bulk-' || n, 'bulk-' || n, 'o1', 0.01, 'applied', x.id FROM unnest($1::bigint[]) WITH ORDINALITY AS x(id, n)`, []any{entryIDs}},
+		// Each of 200 seals names an entry of its transaction.
+		"Seals": {`INSERT INTO entry_seals (seq, entry_id, entry_txid, prev_hash, hash)
+			SELECT 1000000 + n, x.id, CAST(x.txid AS xid8), decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex')
+			FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY AS x(id, txid, n)`, []any{entryIDs, txids}},
+	} {
+		read := rowsRead(c.stmt, c.args...)
+		require.Positive(t, read["entries"], "%s: the check looked the entries up", name)
+		for _, rel := range []string{"entries", "events", "members", "programs", "orders"} {
+			require.LessOrEqual(t, read[rel], int64(400), "%s: %d rows of %s read to check 200 rows", name, read[rel], rel)
+		}
 	}
 }
