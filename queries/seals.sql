@@ -14,7 +14,7 @@ SELECT id, txid::text::bigint AS txid, idempotency_key, kind, occurred_at, recor
 FROM entries
 WHERE (txid, id) > (CAST(@after_txid::text AS xid8), @after_id::bigint)
   AND txid < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY txid, id
+ORDER BY entries.txid, entries.id
 LIMIT @max_entries;
 
 -- name: SealInsertMany :exec

@@ -87,7 +87,7 @@ SELECT id, txid::text::bigint AS txid, idempotency_key, kind, occurred_at, recor
 FROM entries
 WHERE (txid, id) > (CAST($1::text AS xid8), $2::bigint)
   AND txid < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY txid, id
+ORDER BY entries.txid, entries.id
 LIMIT $3
 `
 
