@@ -371,8 +371,10 @@ func TestReferenceChecksReadOnlyTheRowsTheyName(t *testing.T) {
 	} {
 		read := rowsRead(c.stmt, c.args...)
 		require.Positive(t, read["entries"], "%s: the check looked the entries up", name)
+		// A lookup reads its row, or a little more (the two members are scanned, not looked up,
+		// in a table that small); a whole-table read of entries is 3,000 rows or more.
 		for _, rel := range []string{"entries", "events", "members", "programs", "orders"} {
-			require.LessOrEqual(t, read[rel], int64(400), "%s: %d rows of %s read to check 200 rows", name, read[rel], rel)
+			require.LessOrEqual(t, read[rel], int64(600), "%s: %d rows of %s read to check 200 rows", name, read[rel], rel)
 		}
 	}
 }
