@@ -148,14 +148,21 @@ func (l *Ledger) PostManyWith(ctx context.Context, tx pgx.Tx, reqs []EntryReques
 	if err != nil {
 		return nil, err
 	}
-	deltas := map[balanceKey]decimal.Decimal{}
+	// deltas are the written entries' changes: the batch's total unless a key was a replay.
+	replays := len(inserted) < len(reqs)
+	deltas := total
+	if replays {
+		deltas = map[balanceKey]decimal.Decimal{}
+	}
 	overdraft := map[int64]bool{}
 	for i := range reqs {
 		if !written[i] {
 			continue
 		}
-		for k, d := range changes[i] {
-			deltas[k] = deltas[k].Add(d)
+		if replays {
+			for k, d := range changes[i] {
+				deltas[k] = deltas[k].Add(d)
+			}
 		}
 		p.allowOverdraft(i, overdraft)
 	}
@@ -163,7 +170,7 @@ func (l *Ledger) PostManyWith(ctx context.Context, tx pgx.Tx, reqs []EntryReques
 		return checkBalance(p.byID[k.account], balance, deltas[k], overdraft[k.account], err)
 	}
 	switch {
-	case len(inserted) == len(reqs):
+	case !replays:
 		if len(balances) != len(deltas) {
 			return nil, fmt.Errorf("post entries: %d of %d balance rows found", len(balances), len(deltas))
 		}
