@@ -1,5 +1,5 @@
 -- name: EventListByIDs :many
-SELECT id, type, request_hash, status_code, response
+SELECT id, type, request_hash, response
 FROM events
 WHERE id = ANY(@ids::text[]);
 
@@ -7,6 +7,6 @@ WHERE id = ANY(@ids::text[]);
 -- EventInsertMany records applied events with their answers. An id written meanwhile by a
 -- concurrent transaction fails the statement (unique violation): the caller runs the batch again
 -- and then answers the stored response.
-INSERT INTO events (id, type, request_hash, status_code, response)
+INSERT INTO events (id, type, request_hash, response)
 SELECT unnest(@ids::text[]), unnest(@types::text[]), unnest(@request_hashes::bytea[]),
-       unnest(@status_codes::int[]), unnest(@responses::jsonb[]);
+       unnest(@responses::jsonb[]);

@@ -24,6 +24,7 @@ import (
 	"github.com/rebate-ledger/rebate/internal/jobs"
 	"github.com/rebate-ledger/rebate/internal/ledger"
 	"github.com/rebate-ledger/rebate/internal/money"
+	"github.com/rebate-ledger/rebate/internal/program"
 	"github.com/rebate-ledger/rebate/internal/rebate"
 	"github.com/rebate-ledger/rebate/internal/store"
 )
@@ -153,8 +154,8 @@ func loadForest(ctx context.Context, pool *pgxpool.Pool, n int) error {
 				reg.ReferrerID = "bm" + strconv.Itoa(p)
 				referrer = reg.ReferrerID
 				uplines[i] = append([]string{reg.ReferrerID}, uplines[p]...)
-				if len(uplines[i]) > rebate.MaxLevels {
-					uplines[i] = uplines[i][:rebate.MaxLevels]
+				if len(uplines[i]) > program.MaxLevels {
+					uplines[i] = uplines[i][:program.MaxLevels]
 				}
 			}
 		}

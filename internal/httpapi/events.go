@@ -39,7 +39,15 @@ func (s *server) postEvent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return created(c, res.StatusCode, res.Replayed, res)
+	return created(c, eventStatus(res), res.Replayed, res)
+}
+
+// eventStatus is the HTTP status of an event's outcome: a parked refund is accepted, not applied.
+func eventStatus(res rebate.EventResult) int {
+	if res.Status == rebate.Parked {
+		return http.StatusAccepted
+	}
+	return http.StatusCreated
 }
 
 // MaxBatch is the most events one batch may carry.
@@ -84,7 +92,7 @@ func (s *server) postEventBatch(c echo.Context) error {
 			continue
 		}
 		res := o.Result
-		results[at[k]] = batchItem{Status: res.StatusCode, Replayed: res.Replayed, Result: &res}
+		results[at[k]] = batchItem{Status: eventStatus(res), Replayed: res.Replayed, Result: &res}
 	}
 	return c.JSON(http.StatusOK, struct {
 		Results []batchItem `json:"results"`

@@ -4,24 +4,27 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/rebate-ledger/rebate/internal/ledger"
-	"github.com/rebate-ledger/rebate/internal/rebate"
+	"github.com/rebate-ledger/rebate/internal/apperr"
 )
 
-// Problem is an RFC 9457 problem document with a stable machine code.
+// Problem is an RFC 9457 problem document with a stable machine code. Limit and Remaining say
+// which withdrawal limit refused a request and what is left of it (limit_exceeded only).
 type Problem struct {
 	Type      string `json:"type"`
 	Title     string `json:"title"`
 	Status    int    `json:"status"`
 	Code      string `json:"code"`
 	Detail    string `json:"detail,omitempty"`
+	Limit     string `json:"limit,omitempty"`
+	Remaining string `json:"remaining,omitempty"`
 	RequestID string `json:"request_id,omitempty"`
 }
 
-// Error is an error with a problem code, made by handlers for input they refuse.
+// Error is an error with a problem status and code, made by handlers for input they refuse.
 type Error struct {
 	Status int
 	Code   string
@@ -31,37 +34,39 @@ type Error struct {
 func (e *Error) Error() string { return e.Code + ": " + e.Detail }
 
 func validation(detail string) *Error {
-	return &Error{Status: http.StatusBadRequest, Code: "validation_failed", Detail: detail}
+	return &Error{Status: http.StatusBadRequest, Code: string(apperr.Validation), Detail: detail}
 }
 
-// sentinels maps the domain's errors to their problem status and code; the first match wins.
-var sentinels = []struct {
-	err    error
-	status int
-	code   string
-}{
-	{rebate.ErrValidation, http.StatusBadRequest, "validation_failed"},
-	{rebate.ErrInvalidProgram, http.StatusBadRequest, "validation_failed"},
-	{ledger.ErrInvalidEntry, http.StatusBadRequest, "validation_failed"},
-	{rebate.ErrUnknownReferrer, http.StatusUnprocessableEntity, "unknown_referrer"},
-	{rebate.ErrSelfReferral, http.StatusUnprocessableEntity, "self_referral"},
-	{rebate.ErrUnknownMember, http.StatusUnprocessableEntity, "unknown_member"},
-	{rebate.ErrUnsupportedCurrency, http.StatusUnprocessableEntity, "unsupported_currency"},
-	{rebate.ErrRefundExceedsOrder, http.StatusUnprocessableEntity, "refund_exceeds_order"},
-	{rebate.ErrInsufficientPoints, http.StatusUnprocessableEntity, "insufficient_funds"},
-	{ledger.ErrInsufficientFunds, http.StatusUnprocessableEntity, "insufficient_funds"},
-	{rebate.ErrIdempotencyConflict, http.StatusConflict, "idempotency_conflict"},
-	{ledger.ErrIdempotencyConflict, http.StatusConflict, "idempotency_conflict"},
-	{rebate.ErrNotFound, http.StatusNotFound, "not_found"},
-	{ledger.ErrNotFound, http.StatusNotFound, "not_found"},
-	{ledger.ErrUnknownAccount, http.StatusNotFound, "not_found"},
+// statusOf is the one table from the domain's codes (internal/apperr) to HTTP statuses.
+var statusOf = map[apperr.Code]int{
+	apperr.Validation:          http.StatusBadRequest,
+	apperr.NotFound:            http.StatusNotFound,
+	apperr.Unauthorized:        http.StatusUnauthorized,
+	apperr.Forbidden:           http.StatusForbidden,
+	apperr.IdempotencyConflict: http.StatusConflict,
+	apperr.InvalidState:        http.StatusConflict,
+	apperr.InsufficientFunds:   http.StatusUnprocessableEntity,
+	apperr.OutstandingDebt:     http.StatusUnprocessableEntity,
+	apperr.BelowMinimum:        http.StatusUnprocessableEntity,
+	apperr.AboveMaximum:        http.StatusUnprocessableEntity,
+	apperr.LimitExceeded:       http.StatusUnprocessableEntity,
+	apperr.UnknownReferrer:     http.StatusUnprocessableEntity,
+	apperr.SelfReferral:        http.StatusUnprocessableEntity,
+	apperr.UnknownMember:       http.StatusUnprocessableEntity,
+	apperr.RefundExceedsOrder:  http.StatusUnprocessableEntity,
+	apperr.UnsupportedCurrency: http.StatusUnprocessableEntity,
+	apperr.Unavailable:         http.StatusServiceUnavailable,
 }
 
-// toProblem maps every error to its problem: our own *Error, echo's HTTP errors, the domain's
-// sentinels. Anything else is an internal error: logged in full, shown as a bare 500.
+// maxDetail bounds a problem's detail: details are for people, and never echo a large input back.
+const maxDetail = 300
+
+// toProblem maps every error to its problem: our own *Error, echo's HTTP errors, the domain's coded
+// errors (apperr). Anything else is an internal error: logged in full, shown as a bare 500.
 func toProblem(err error, log *slog.Logger, reqID string) Problem {
 	var e *Error
 	var he *echo.HTTPError
+	var limit, remaining string
 	switch {
 	case errors.As(err, &e):
 	case errors.As(err, &he):
@@ -70,20 +75,25 @@ func toProblem(err error, log *slog.Logger, reqID string) Problem {
 			e.Detail = m
 		}
 	default:
-		for _, s := range sentinels {
-			if errors.Is(err, s.err) {
-				e = &Error{Status: s.status, Code: s.code, Detail: err.Error()}
-				break
+		if ae := apperr.As(err); ae != nil {
+			status, ok := statusOf[ae.Code]
+			if !ok {
+				status = http.StatusBadRequest
 			}
+			e = &Error{Status: status, Code: string(ae.Code), Detail: err.Error()}
+			limit, remaining = ae.Limit, ae.Remaining
+			break
 		}
-		if e == nil {
-			log.Error("internal error", "err", err, "request_id", reqID)
-			e = &Error{Status: http.StatusInternalServerError, Code: "internal", Detail: "internal error; see the server log for request " + reqID}
-		}
+		log.Error("internal error", "err", err, "request_id", reqID)
+		e = &Error{Status: http.StatusInternalServerError, Code: "internal", Detail: "internal error; see the server log for request " + reqID}
+	}
+	detail := e.Detail
+	if len(detail) > maxDetail {
+		detail = strings.ToValidUTF8(detail[:maxDetail], "") + "…"
 	}
 	return Problem{
 		Type: "https://rebate-ledger.dev/problems/" + e.Code, Title: http.StatusText(e.Status),
-		Status: e.Status, Code: e.Code, Detail: e.Detail, RequestID: reqID,
+		Status: e.Status, Code: e.Code, Detail: detail, Limit: limit, Remaining: remaining, RequestID: reqID,
 	}
 }
 

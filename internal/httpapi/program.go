@@ -6,21 +6,21 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/rebate-ledger/rebate/internal/rebate"
+	"github.com/rebate-ledger/rebate/internal/program"
 )
 
 type programJSON struct {
 	Version     int64     `json:"version"`
 	EffectiveAt time.Time `json:"effective_at"`
-	rebate.RulesJSON
+	program.RulesJSON
 }
 
-func toProgramJSON(p rebate.Program) programJSON {
+func toProgramJSON(p program.Program) programJSON {
 	return programJSON{Version: p.Version, EffectiveAt: p.EffectiveAt, RulesJSON: p.JSON}
 }
 
 func (s *server) getProgram(c echo.Context) error {
-	p, err := rebate.ProgramAt(c.Request().Context(), s.cfg.Pool, time.Now())
+	p, err := program.At(c.Request().Context(), s.cfg.Pool, s.cfg.Clock.Now())
 	if err != nil {
 		return err
 	}
@@ -29,7 +29,7 @@ func (s *server) getProgram(c echo.Context) error {
 
 // putProgram stores a new version, effective from ?effective_at= (RFC 3339) or now.
 func (s *server) putProgram(c echo.Context) error {
-	at := time.Now()
+	at := s.cfg.Clock.Now()
 	if raw := c.QueryParam("effective_at"); raw != "" {
 		t, err := time.Parse(time.RFC3339Nano, raw)
 		if err != nil {
@@ -41,7 +41,7 @@ func (s *server) putProgram(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := rebate.PutProgram(c.Request().Context(), s.cfg.Pool, body, at)
+	p, err := program.Put(c.Request().Context(), s.cfg.Pool, body, at)
 	if err != nil {
 		return err
 	}
@@ -49,7 +49,7 @@ func (s *server) putProgram(c echo.Context) error {
 }
 
 func (s *server) getProgramVersions(c echo.Context) error {
-	ps, err := rebate.Programs(c.Request().Context(), s.cfg.Pool)
+	ps, err := program.List(c.Request().Context(), s.cfg.Pool)
 	if err != nil {
 		return err
 	}

@@ -18,9 +18,11 @@ import (
 
 	"github.com/rebate-ledger/rebate/docs"
 	"github.com/rebate-ledger/rebate/internal/auth"
+	"github.com/rebate-ledger/rebate/internal/clock"
 	"github.com/rebate-ledger/rebate/internal/ledger"
 	"github.com/rebate-ledger/rebate/internal/metrics"
 	"github.com/rebate-ledger/rebate/internal/rebate"
+	"github.com/rebate-ledger/rebate/internal/wallet"
 )
 
 // Config wires the server to its dependencies.
@@ -28,6 +30,9 @@ type Config struct {
 	Pool   *pgxpool.Pool
 	Ledger *ledger.Ledger
 	Engine *rebate.Engine
+	Wallet *wallet.Wallet
+	// Clock is "now" for business rules (program versions, redemptions); nil means the system clock.
+	Clock  clock.Clock
 	Logger *slog.Logger
 	// Ready reports extra readiness conditions (River running); nil means none.
 	Ready func(ctx context.Context) error
@@ -44,6 +49,9 @@ type Config struct {
 func New(cfg Config) *echo.Echo {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.System{}
 	}
 	if cfg.BodyLimit == "" {
 		cfg.BodyLimit = "1M"

@@ -15,6 +15,8 @@ import (
 
 	"github.com/rebate-ledger/rebate/internal/ledger"
 	"github.com/rebate-ledger/rebate/internal/rebate"
+	"github.com/rebate-ledger/rebate/internal/wallet"
+	"github.com/rebate-ledger/rebate/internal/wallet/simulated"
 )
 
 // SealArgs asks for the hash chain to be extended over every committed entry.
@@ -96,7 +98,7 @@ type ExpirePointsWorker struct {
 // Work expires what is due.
 func (w *ExpirePointsWorker) Work(ctx context.Context, job *river.Job[ExpirePointsArgs]) error {
 	for {
-		n, err := w.Engine.ExpirePoints(ctx, time.Now(), 500)
+		n, err := w.Engine.ExpirePoints(ctx, w.Engine.Now(), 500)
 		if err != nil || n < 500 {
 			return err
 		}
@@ -110,6 +112,14 @@ type Config struct {
 	SealEvery  time.Duration
 	MaxWorkers int
 	Logger     *slog.Logger
+	// Wallet, when set, gets its batch submission and payout jobs (and Simulated, when it is the
+	// wallet's provider, its reporting job).
+	Wallet    *wallet.Wallet
+	Simulated *simulated.Provider
+	// PayoutEvery is how often a batch is cut per currency (0: never by itself); PayoutBatchMax is
+	// the most items a batch holds (default 5,000).
+	PayoutEvery    time.Duration
+	PayoutBatchMax int
 }
 
 // NewClient builds the River client with every worker registered and the periodic jobs set.
@@ -119,6 +129,11 @@ func NewClient(pool *pgxpool.Pool, l *ledger.Ledger, engine *rebate.Engine, cfg 
 	river.AddWorker(workers, &SealWorker{Ledger: l})
 	river.AddWorker(workers, &ReleaseWorker{Engine: engine})
 	river.AddWorker(workers, &ExpirePointsWorker{Engine: engine})
+	if cfg.Wallet != nil {
+		river.AddWorker(workers, &CutPayoutsWorker{Wallet: cfg.Wallet, Max: cfg.PayoutBatchMax})
+		river.AddWorker(workers, &SubmitBatchWorker{Wallet: cfg.Wallet})
+		river.AddWorker(workers, &SimulatedReportWorker{Wallet: cfg.Wallet})
+	}
 	rc := &river.Config{Workers: workers, Logger: cfg.Logger}
 	if cfg.Workers {
 		if cfg.SealEvery <= 0 {
@@ -136,11 +151,27 @@ func NewClient(pool *pgxpool.Pool, l *ledger.Ledger, engine *rebate.Engine, cfg 
 				return ExpirePointsArgs{}, nil
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
 		}
+		if cfg.Wallet != nil && cfg.PayoutEvery > 0 {
+			rc.PeriodicJobs = append(rc.PeriodicJobs, river.NewPeriodicJob(river.PeriodicInterval(cfg.PayoutEvery),
+				func() (river.JobArgs, *river.InsertOpts) { return CutPayoutsArgs{}, nil }, nil))
+		}
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), rc)
 	if err != nil {
 		return nil, err
 	}
 	engine.SetScheduler(ReleaseScheduler(client))
+	if cfg.Wallet != nil {
+		cfg.Wallet.SetSubmitScheduler(func(ctx context.Context, tx pgx.Tx, batchID string) error {
+			_, err := client.InsertTx(ctx, tx, SubmitBatchArgs{BatchID: batchID}, nil)
+			return err
+		})
+	}
+	if cfg.Simulated != nil {
+		cfg.Simulated.SetReporter(func(ctx context.Context, batchID string, delay time.Duration) error {
+			_, err := client.Insert(ctx, SimulatedReportArgs{BatchID: batchID}, &river.InsertOpts{ScheduledAt: time.Now().Add(delay)})
+			return err
+		})
+	}
 	return client, nil
 }

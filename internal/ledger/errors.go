@@ -1,13 +1,18 @@
 package ledger
 
-import "errors"
+import (
+	"errors"
 
-// Errors the ledger returns; the HTTP layer maps them to problem codes.
+	"github.com/rebate-ledger/rebate/internal/apperr"
+)
+
+// Errors the ledger returns, each with its problem code (internal/apperr).
 var (
-	ErrInvalidEntry        = errors.New("invalid entry")
-	ErrUnknownAccount      = errors.New("unknown account")
-	ErrIdempotencyConflict = errors.New("idempotency key was used with a different request")
-	ErrInsufficientFunds   = errors.New("insufficient funds")
-	ErrNotFound            = errors.New("not found")
-	ErrTooManyRetries      = errors.New("transaction kept conflicting")
+	ErrInvalidEntry        = apperr.New(apperr.Validation, "invalid entry")
+	ErrUnknownAccount      = apperr.New(apperr.NotFound, "unknown account")
+	ErrIdempotencyConflict = apperr.New(apperr.IdempotencyConflict, "idempotency key was used with a different request")
+	ErrInsufficientFunds   = apperr.New(apperr.InsufficientFunds, "insufficient funds")
+	ErrNotFound            = apperr.New(apperr.NotFound, "not found")
+	// ErrTooManyRetries has no code: it is an internal error.
+	ErrTooManyRetries = errors.New("transaction kept conflicting")
 )

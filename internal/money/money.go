@@ -205,6 +205,9 @@ const (
 	RoundDown RoundingMode = "down"
 	// RoundHalfEven is banker's rounding.
 	RoundHalfEven RoundingMode = "half_even"
+	// RoundHalfUp rounds halves away from zero (withdrawal fees: the customary commercial rounding;
+	// not offered for rebates).
+	RoundHalfUp RoundingMode = "half_up"
 )
 
 // ParseRoundingMode accepts "down" or "half_even".
@@ -222,6 +225,8 @@ func Round(d decimal.Decimal, c Currency, m RoundingMode) Amount {
 	switch m {
 	case RoundHalfEven:
 		v = d.RoundBank(c.Scale())
+	case RoundHalfUp:
+		v = d.Round(c.Scale())
 	default:
 		v = d.Truncate(c.Scale())
 	}

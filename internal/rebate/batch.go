@@ -12,6 +12,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/rebate-ledger/rebate/internal/ledger"
+	"github.com/rebate-ledger/rebate/internal/program"
 	"github.com/rebate-ledger/rebate/internal/store"
 	"github.com/rebate-ledger/rebate/internal/store/sqlc"
 )
@@ -111,7 +112,7 @@ type batch struct {
 	tx pgx.Tx
 	q  *store.Queries
 
-	programs []Program // the versions in force at the events' instants, newest first
+	programs []program.Program // the versions in force at the events' instants, newest first
 	members  map[string]*memberState
 	orders   map[string]*orderState
 	refunds  map[string]bool // refund ids taken, before or in this batch
@@ -234,7 +235,6 @@ func (b *batch) run(ctx context.Context, parsed []parsedEvent, idx []int, out []
 		evs.Ids = append(evs.Ids, w.res.EventID)
 		evs.Types = append(evs.Types, parsed[i].Type)
 		evs.RequestHashes = append(evs.RequestHashes, parsed[i].hash[:])
-		evs.StatusCodes = append(evs.StatusCodes, int32(w.res.StatusCode))
 		evs.Responses = append(evs.Responses, body)
 		out[i].Result = w.res
 	}
@@ -285,7 +285,7 @@ func (b *batch) claim(rows []sqlc.EventListByIDsRow, parsed []parsedEvent, idx [
 			if err := json.Unmarshal(prev.Response, &res); err != nil {
 				return nil, fmt.Errorf("stored answer of event %q: %w", parsed[i].ID, err)
 			}
-			res.StatusCode, res.Replayed = int(prev.StatusCode), true
+			res.Replayed = true
 			out[i].Result = res
 		}
 	}
@@ -347,7 +347,7 @@ func (b *batch) load(ctx context.Context, parsed []parsedEvent, idx []int) ([]sq
 	}
 
 	for _, row := range progs {
-		p, err := programFromRow(row.Version, row.EffectiveAt, row.Rules)
+		p, err := program.FromStored(row.Version, row.EffectiveAt, row.Rules)
 		if err != nil {
 			return nil, err
 		}
@@ -380,14 +380,14 @@ func (b *batch) load(ctx context.Context, parsed []parsedEvent, idx []int) ([]sq
 }
 
 // programAt is the version in force at an instant, among those load read.
-func (b *batch) programAt(at time.Time) (Program, error) {
+func (b *batch) programAt(at time.Time) (program.Program, error) {
 	at = at.Truncate(time.Microsecond)
 	for _, p := range b.programs {
 		if !p.EffectiveAt.After(at) {
 			return p, nil
 		}
 	}
-	return Program{}, fmt.Errorf("%w: no program is in force at %s", ErrValidation, at.Format(time.RFC3339))
+	return program.Program{}, fmt.Errorf("%w: no program is in force at %s", ErrValidation, at.Format(time.RFC3339))
 }
 
 func (b *batch) newEntry(req ledger.EntryRequest) *pendingEntry {

@@ -3,7 +3,6 @@ package rebate
 import (
 	"cmp"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -78,7 +77,7 @@ func (b *batch) orderPaid(ev parsedEvent, w *eventWork) error {
 		for i, member := range upline {
 			rate := r.LevelRates[i]
 			if i == 0 {
-				rate = r.level1Rate(converted)
+				rate = r.Level1Rate(converted)
 			}
 			leg := x.MulRate(rate, r.Rounding)
 			if leg.Cmp(remaining) > 0 {
@@ -111,7 +110,7 @@ func (b *batch) orderPaid(ev parsedEvent, w *eventWork) error {
 		ReleaseAt: releaseAt}, isNew: true}
 	b.orders[d.OrderID] = o
 	b.newOrders = append(b.newOrders, o)
-	w.res.StatusCode, w.res.Status = http.StatusCreated, "applied"
+	w.res.Status = Applied
 	if len(lots) > 0 {
 		req := ledger.EntryRequest{Key: "accrual:" + d.OrderID, Kind: "accrual", OccurredAt: ev.OccurredAt,
 			Metadata: map[string]any{"order_id": d.OrderID, "event_id": ev.ID, "program_version": p.Version, "upline": upline}}
@@ -198,10 +197,10 @@ func (b *batch) orderRefunded(ev parsedEvent, w *eventWork) error {
 	b.newRefunds = append(b.newRefunds, r)
 	if o == nil {
 		b.parked[d.OrderID] = append(b.parked[d.OrderID], r)
-		w.res.StatusCode, w.res.Status = http.StatusAccepted, "parked"
+		w.res.Status = Parked
 		return nil
 	}
-	w.res.StatusCode, w.res.Status = http.StatusCreated, "applied"
+	w.res.Status = Applied
 	pe, err := b.applyRefund(o, r, amt, ev.OccurredAt, false)
 	if err != nil {
 		return abort{err}

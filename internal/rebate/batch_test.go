@@ -3,7 +3,6 @@ package rebate_test
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"sync"
 	"testing"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rebate-ledger/rebate/internal/money"
+	"github.com/rebate-ledger/rebate/internal/program"
 	"github.com/rebate-ledger/rebate/internal/rebate"
 )
 
@@ -22,13 +22,13 @@ func TestApplyBatch(t *testing.T) {
 	t.Run("RefusedEventChangesNothingAndCanBeSentAgain", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		program(t, b, nil)
+		putProgram(t, b, nil)
 		chain(t, b, "u1", "buyer")
 		late := paidEvent("e-late", "o-late", "late", "10.00", t0)
 		out := b.engine.ApplyBatch(ctx, []rebate.Event{late, paidEvent("e-ok", "o-ok", "buyer", "10.00", t0)})
 		require.ErrorIs(t, out[0].Err, rebate.ErrUnknownMember)
 		require.NoError(t, out[1].Err)
-		require.Equal(t, http.StatusCreated, out[1].Result.StatusCode)
+		require.Equal(t, rebate.Applied, out[1].Result.Status)
 
 		// The refused event left no trace: once its member exists, the same event applies.
 		_, _, err := b.engine.Register(ctx, rebate.Registration{ID: "late", ReferrerID: "u1"})
@@ -48,7 +48,7 @@ func TestApplyBatch(t *testing.T) {
 		}
 		batched, alone := setup(t), setup(t)
 		for _, b := range []*testBundle{batched, alone} {
-			program(t, b, nil)
+			putProgram(t, b, nil)
 			chain(t, b, "u1", "u2", "u3", "buyer")
 		}
 		out := batched.engine.ApplyBatch(ctx, evs)
@@ -56,7 +56,7 @@ func TestApplyBatch(t *testing.T) {
 			_, err := alone.engine.Apply(ctx, ev)
 			require.NoError(t, err)
 		}
-		require.Equal(t, http.StatusAccepted, out[0].Result.StatusCode)
+		require.Equal(t, rebate.Parked, out[0].Result.Status)
 		require.Equal(t, "parked", out[0].Result.Status)
 		require.Len(t, out[1].Result.EntryIDs, 2, "the accrual and the parked refund's clawback")
 		require.Len(t, out[2].Result.EntryIDs, 1)
@@ -73,7 +73,7 @@ func TestApplyBatch(t *testing.T) {
 	t.Run("SameIDTwiceInOneBatchIsAReplay", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		program(t, b, nil)
+		putProgram(t, b, nil)
 		chain(t, b, "u1", "buyer")
 		ev := paidEvent("e1", "o1", "buyer", "10.00", t0)
 		changed := paidEvent("e1", "o1", "buyer", "11.00", t0)
@@ -89,7 +89,7 @@ func TestApplyBatch(t *testing.T) {
 	t.Run("SameOrderUnderTwoEventIDsInOneBatchIsAConflict", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		program(t, b, nil)
+		putProgram(t, b, nil)
 		chain(t, b, "u1", "buyer")
 		out := b.engine.ApplyBatch(ctx, []rebate.Event{
 			paidEvent("e1", "o1", "buyer", "10.00", t0),
@@ -111,8 +111,8 @@ func TestApplyBatch(t *testing.T) {
 func TestConcurrentBatchesMatchOneByOne(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	edit := func(r *rebate.RulesJSON) {
-		r.Milestones = []rebate.MilestoneJSON{{Converted: 3, Bonus: "3.00"}, {Converted: 12, Bonus: "12.00"}}
+	edit := func(r *program.RulesJSON) {
+		r.Milestones = []program.MilestoneJSON{{Converted: 3, Bonus: "3.00"}, {Converted: 12, Bonus: "12.00"}}
 	}
 	const groups, perBatch, batches = 4, 10, 8
 	var evs [][]rebate.Event
@@ -126,7 +126,7 @@ func TestConcurrentBatchesMatchOneByOne(t *testing.T) {
 	}
 	concurrent, alone := setup(t), setup(t)
 	for _, b := range []*testBundle{concurrent, alone} {
-		program(t, b, edit)
+		putProgram(t, b, edit)
 		chain(t, b, "top")
 		for g := range groups {
 			_, _, err := b.engine.Register(ctx, rebate.Registration{ID: fmt.Sprintf("ref%d", g), ReferrerID: "top"})
@@ -171,8 +171,8 @@ func TestCoalescedEventsAreAnsweredEachOnItsOwn(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t)
-	program(t, b, func(r *rebate.RulesJSON) {
-		r.Tiers = []rebate.TierJSON{{MinConverted: 5, Level1Rate: "0.07"}, {MinConverted: 10, Level1Rate: "0.10"}}
+	putProgram(t, b, func(r *program.RulesJSON) {
+		r.Tiers = []program.TierJSON{{MinConverted: 5, Level1Rate: "0.07"}, {MinConverted: 10, Level1Rate: "0.10"}}
 	})
 	chain(t, b, "top", "ref")
 	for i := range 16 {
@@ -223,7 +223,7 @@ func TestCoalescedEventsAreAnsweredEachOnItsOwn(t *testing.T) {
 	// Stopped, the engine applies events alone again.
 	res, err := b.engine.Apply(ctx, paidEvent("after", "o-after", "m0", "10.00", t0))
 	require.NoError(t, err)
-	require.Equal(t, http.StatusCreated, res.StatusCode)
+	require.Equal(t, rebate.Applied, res.Status)
 	verifyClean(t, b)
 }
 
@@ -233,7 +233,7 @@ func TestOrdersTakeEveryKnownCurrency(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t)
-	program(t, b, nil)
+	putProgram(t, b, nil)
 	chain(t, b, "u1", "buyer")
 	paid(t, b, "e1", "o1", "buyer", "10.00", t0)
 	for _, cur := range money.Currencies() {
@@ -252,7 +252,7 @@ func TestRebateTablesGuardWhatTheirChecksRelyOn(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t)
-	program(t, b, nil)
+	putProgram(t, b, nil)
 	chain(t, b, "u1", "buyer")
 	paid(t, b, "e1", "o1", "buyer", "10.00", t0)
 	_, err := b.pool.Exec(ctx, `INSERT INTO events (id, type, request_hash, status_code, response)
@@ -299,7 +299,7 @@ func TestReferenceChecksReadOnlyTheRowsTheyName(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t)
-	program(t, b, nil)
+	putProgram(t, b, nil)
 	chain(t, b, "u1", "buyer")
 	paid(t, b, "e1", "o1", "buyer", "10.00", t0)
 	// 3,000 more entries (balanced, on one account) and 200 more events.

@@ -7,15 +7,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
 
+	"github.com/rebate-ledger/rebate/internal/clock"
 	"github.com/rebate-ledger/rebate/internal/ledger"
 	"github.com/rebate-ledger/rebate/internal/money"
+	"github.com/rebate-ledger/rebate/internal/program"
 	"github.com/rebate-ledger/rebate/internal/store"
 	"github.com/rebate-ledger/rebate/internal/store/sqlc"
 )
@@ -37,12 +41,20 @@ type Engine struct {
 	ledger   *ledger.Ledger
 	schedule Scheduler
 	coalesce atomic.Pointer[coalescer] // nil: Apply applies each event alone
+	clock    clock.Clock
 }
 
-// NewEngine returns an engine; SetScheduler must be called before events are applied.
+// NewEngine returns an engine on the system clock; SetScheduler must be called before events are
+// applied.
 func NewEngine(pool *pgxpool.Pool, l *ledger.Ledger) *Engine {
-	return &Engine{pool: pool, ledger: l}
+	return &Engine{pool: pool, ledger: l, clock: clock.System{}}
 }
+
+// SetClock replaces the clock the engine reads "now" from (tests).
+func (e *Engine) SetClock(c clock.Clock) { e.clock = c }
+
+// Now is the engine's clock's time.
+func (e *Engine) Now() time.Time { return e.clock.Now() }
 
 // SetScheduler wires the release job (the River client is built after the engine, whose worker it runs).
 func (e *Engine) SetScheduler(s Scheduler) { e.schedule = s }
@@ -107,14 +119,22 @@ func (r *Rebate) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// EventResult is the answer to an event; a replay answers the same.
+// The outcomes of an event that was not refused.
+const (
+	// Applied: the event changed what it should (an order accrued, a refund clawed back).
+	Applied = "applied"
+	// Parked: a refund arrived before its order; it is kept and applied when the order arrives.
+	Parked = "parked"
+)
+
+// EventResult is the answer to an event; a replay answers the same. Status is an outcome
+// (Applied or Parked), not an HTTP status: internal/httpapi chooses that.
 type EventResult struct {
-	StatusCode int      `json:"-"`
-	EventID    string   `json:"event_id"`
-	Status     string   `json:"status"`
-	EntryIDs   []int64  `json:"entry_ids"`
-	Rebates    []Rebate `json:"rebates"`
-	Replayed   bool     `json:"-"`
+	EventID  string   `json:"event_id"`
+	Status   string   `json:"status"`
+	EntryIDs []int64  `json:"entry_ids"`
+	Rebates  []Rebate `json:"rebates"`
+	Replayed bool     `json:"-"`
 }
 
 func strict(raw json.RawMessage, v any) error {
@@ -135,6 +155,15 @@ func strict(raw json.RawMessage, v any) error {
 func validID(field, s string) error {
 	if s == "" || len(s) > 200 {
 		return fmt.Errorf("%w: %s must be 1 to 200 characters", ErrValidation, field)
+	}
+	return validText(field, s)
+}
+
+// validText refuses what PostgreSQL's text cannot hold (NUL) and what is not UTF-8, with a clear
+// error instead of the database's.
+func validText(field, s string) error {
+	if strings.IndexByte(s, 0) >= 0 || !utf8.ValidString(s) {
+		return fmt.Errorf("%w: %s must be UTF-8 text without NUL characters", ErrValidation, field)
 	}
 	return nil
 }
@@ -253,7 +282,7 @@ func (e *Engine) Release(ctx context.Context, orderID string) error {
 				if err != nil {
 					return err
 				}
-				prog, err := programFromRow(p.Version, p.EffectiveAt, p.Rules)
+				prog, err := program.FromStored(p.Version, p.EffectiveAt, p.Rules)
 				if err != nil {
 					return err
 				}
@@ -262,7 +291,7 @@ func (e *Engine) Release(ctx context.Context, orderID string) error {
 				}
 			}
 		}
-		now := time.Now()
+		now := e.clock.Now()
 		return q.OrderSetReleased(ctx, sqlc.OrderSetReleasedParams{OrderID: orderID, ReleasedAt: &now, EntryID: entryID})
 	})
 }

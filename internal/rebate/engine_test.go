@@ -17,6 +17,7 @@ import (
 	"github.com/rebate-ledger/rebate/internal/ledger"
 	"github.com/rebate-ledger/rebate/internal/money"
 	"github.com/rebate-ledger/rebate/internal/pgtest"
+	"github.com/rebate-ledger/rebate/internal/program"
 	"github.com/rebate-ledger/rebate/internal/rebate"
 )
 
@@ -28,21 +29,21 @@ type testBundle struct {
 
 var t0 = time.Date(2026, 10, 1, 8, 0, 0, 0, time.UTC)
 
-// program is the default program with overrides; hold is long unless a test says otherwise.
-func program(t *testing.T, b *testBundle, edit func(r *rebate.RulesJSON)) {
+// putProgram is the default program with overrides; hold is long unless a test says otherwise.
+func putProgram(t *testing.T, b *testBundle, edit func(r *program.RulesJSON)) {
 	t.Helper()
-	r := rebate.RulesJSON{
+	r := program.RulesJSON{
 		Currency: "CNY", HoldPeriod: "8760h", Rounding: "down", LevelRates: []string{"0.05", "0.02", "0.01"},
 		FirstOrderBonus: "0.00", MaxRebateRatio: "0.15",
-		Points:     rebate.PointsJSON{PerUnit: "0", Validity: "8760h"},
-		Withdrawal: rebate.WithdrawalJSON{Min: "10.00", Max: "5000.00", DailyCount: 3, DailyAmount: "10000.00", MonthlyAmount: "50000.00", FeeRate: "0.01", FeeMin: "1.00", ReviewAbove: "2000.00"},
+		Points:     program.PointsJSON{PerUnit: "0", Validity: "8760h"},
+		Withdrawal: program.WithdrawalJSON{Min: "10.00", Max: "5000.00", DailyCount: 3, DailyAmount: "10000.00", MonthlyAmount: "50000.00", FeeRate: "0.01", FeeMin: "1.00", ReviewAbove: "2000.00"},
 	}
 	if edit != nil {
 		edit(&r)
 	}
 	body, err := json.Marshal(r)
 	require.NoError(t, err)
-	_, err = rebate.PutProgram(context.Background(), b.pool, body, t0.Add(-24*time.Hour))
+	_, err = program.Put(context.Background(), b.pool, body, t0.Add(-24*time.Hour))
 	require.NoError(t, err)
 }
 
@@ -117,10 +118,10 @@ func TestAccrual(t *testing.T) {
 	t.Run("ThreeLevelsRoundDown", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		program(t, b, nil)
+		putProgram(t, b, nil)
 		chain(t, b, "u1", "u2", "u3", "buyer")
 		res := paid(t, b, "e1", "o1", "buyer", "99.99", t0)
-		require.Equal(t, 201, res.StatusCode)
+		require.Equal(t, rebate.Applied, res.Status)
 		require.Equal(t, "applied", res.Status)
 		require.Equal(t, map[string]string{"u3/level1": "4.99", "u2/level2": "1.99", "u1/level3": "0.99"}, legs(res))
 		require.Equal(t, "4.99", balance(t, b, "u3", "held", money.CNY))
@@ -136,7 +137,7 @@ func TestAccrual(t *testing.T) {
 	t.Run("FewerLevelsThanUpline", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		program(t, b, func(r *rebate.RulesJSON) { r.LevelRates = []string{"0.10"} })
+		putProgram(t, b, func(r *program.RulesJSON) { r.LevelRates = []string{"0.10"} })
 		chain(t, b, "u1", "u2", "buyer")
 		res := paid(t, b, "e1", "o1", "buyer", "10.00", t0)
 		require.Equal(t, map[string]string{"u2/level1": "1.00"}, legs(res))
@@ -145,7 +146,7 @@ func TestAccrual(t *testing.T) {
 	t.Run("CapCutsLegsInLevelOrder", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		program(t, b, func(r *rebate.RulesJSON) { r.MaxRebateRatio = "0.06" })
+		putProgram(t, b, func(r *program.RulesJSON) { r.MaxRebateRatio = "0.06" })
 		chain(t, b, "u1", "u2", "u3", "buyer")
 		// cap = round_down(100.00 × 0.06) = 6.00: level1 5.00, level2 1.00 (of 2.00), level3 nothing.
 		res := paid(t, b, "e1", "o1", "buyer", "100.00", t0)
@@ -155,9 +156,9 @@ func TestAccrual(t *testing.T) {
 	t.Run("FirstOrderBonusMilestoneAndPoints", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		program(t, b, func(r *rebate.RulesJSON) {
+		putProgram(t, b, func(r *program.RulesJSON) {
 			r.FirstOrderBonus = "5.00"
-			r.Milestones = []rebate.MilestoneJSON{{Converted: 1, Bonus: "10.00"}, {Converted: 2, Bonus: "20.00"}}
+			r.Milestones = []program.MilestoneJSON{{Converted: 1, Bonus: "10.00"}, {Converted: 2, Bonus: "20.00"}}
 			r.Points.PerUnit = "1"
 		})
 		chain(t, b, "ref", "a")
@@ -177,8 +178,8 @@ func TestAccrual(t *testing.T) {
 	t.Run("TierRaisesLevel1RateForward", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		program(t, b, func(r *rebate.RulesJSON) {
-			r.Tiers = []rebate.TierJSON{{MinConverted: 2, Level1Rate: "0.10"}}
+		putProgram(t, b, func(r *program.RulesJSON) {
+			r.Tiers = []program.TierJSON{{MinConverted: 2, Level1Rate: "0.10"}}
 		})
 		chain(t, b, "ref")
 		for _, id := range []string{"a", "b"} {
@@ -191,7 +192,7 @@ func TestAccrual(t *testing.T) {
 		require.Equal(t, "10.00", legs(r2)["ref/level1"], "b's order makes 2 converted, counting this one")
 		refund, err := b.engine.Apply(context.Background(), refundEvent("e3", "o1", "r1", "100.00", t0.Add(2*time.Hour)))
 		require.NoError(t, err)
-		require.Equal(t, 201, refund.StatusCode)
+		require.Equal(t, rebate.Applied, refund.Status)
 		r3 := paid(t, b, "e4", "o3", "a", "100.00", t0.Add(3*time.Hour))
 		require.Equal(t, "10.00", legs(r3)["ref/level1"], "refunds never lower the tier")
 	})
@@ -199,10 +200,10 @@ func TestAccrual(t *testing.T) {
 	t.Run("NoUplineNoRebateButOrderCounts", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		program(t, b, nil)
+		putProgram(t, b, nil)
 		chain(t, b, "solo")
 		res := paid(t, b, "e1", "o1", "solo", "10.00", t0)
-		require.Equal(t, 201, res.StatusCode)
+		require.Equal(t, rebate.Applied, res.Status)
 		require.Empty(t, res.Rebates)
 		require.Empty(t, res.EntryIDs)
 		o, err := b.engine.Order(context.Background(), "o1")
@@ -218,7 +219,7 @@ func TestRefunds(t *testing.T) {
 	t.Run("PartialRefundsAddUpToExactlyTheRebate", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		program(t, b, nil)
+		putProgram(t, b, nil)
 		chain(t, b, "u1", "u2", "u3", "buyer")
 		paid(t, b, "e1", "o1", "buyer", "99.99", t0)
 		steps := []struct{ amount, held3, held2, held1 string }{
@@ -229,7 +230,7 @@ func TestRefunds(t *testing.T) {
 		for i, s := range steps {
 			res, err := b.engine.Apply(ctx, refundEvent(fmt.Sprintf("r%d", i), "o1", fmt.Sprintf("ref%d", i), s.amount, t0.Add(time.Duration(i+1)*time.Hour)))
 			require.NoError(t, err)
-			require.Equal(t, 201, res.StatusCode)
+			require.Equal(t, rebate.Applied, res.Status)
 			require.Equal(t, s.held3, balance(t, b, "u3", "held", money.CNY), "step %d", i)
 			require.Equal(t, s.held2, balance(t, b, "u2", "held", money.CNY), "step %d", i)
 			require.Equal(t, s.held1, balance(t, b, "u1", "held", money.CNY), "step %d", i)
@@ -248,7 +249,7 @@ func TestRefunds(t *testing.T) {
 	t.Run("RefundAboveOrderIsRefusedAndChangesNothing", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		program(t, b, nil)
+		putProgram(t, b, nil)
 		chain(t, b, "u1", "buyer")
 		paid(t, b, "e1", "o1", "buyer", "10.00", t0)
 		_, err := b.engine.Apply(ctx, refundEvent("r1", "o1", "ref1", "6.00", t0.Add(time.Hour)))
@@ -266,9 +267,9 @@ func TestRefunds(t *testing.T) {
 	t.Run("FirstOrderBonusClawedOnlyByFullRefundMilestoneNever", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		program(t, b, func(r *rebate.RulesJSON) {
+		putProgram(t, b, func(r *program.RulesJSON) {
 			r.FirstOrderBonus = "5.00"
-			r.Milestones = []rebate.MilestoneJSON{{Converted: 1, Bonus: "10.00"}}
+			r.Milestones = []program.MilestoneJSON{{Converted: 1, Bonus: "10.00"}}
 		})
 		chain(t, b, "ref", "a")
 		paid(t, b, "e1", "o1", "a", "20.00", t0) // level1 1.00 + bonus 5.00 + milestone 10.00
@@ -284,15 +285,15 @@ func TestRefunds(t *testing.T) {
 	t.Run("RefundBeforeItsOrderIsParkedThenApplied", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		program(t, b, nil)
+		putProgram(t, b, nil)
 		chain(t, b, "u1", "buyer")
 		res, err := b.engine.Apply(ctx, refundEvent("r1", "o1", "ref1", "4.00", t0))
 		require.NoError(t, err)
-		require.Equal(t, 202, res.StatusCode)
+		require.Equal(t, rebate.Parked, res.Status)
 		require.Equal(t, "parked", res.Status)
 		res, err = b.engine.Apply(ctx, refundEvent("r2", "o1", "ref2", "7.00", t0))
 		require.NoError(t, err)
-		require.Equal(t, 202, res.StatusCode)
+		require.Equal(t, rebate.Parked, res.Status)
 		paidRes := paid(t, b, "e1", "o1", "buyer", "10.00", t0.Add(time.Hour))
 		require.Len(t, paidRes.EntryIDs, 3, "accrual, then each parked refund in arrival order")
 		require.Equal(t, "0.00", balance(t, b, "u1", "held", money.CNY))
@@ -307,7 +308,7 @@ func TestRefunds(t *testing.T) {
 	t.Run("RefundAfterReleaseCreatesDebt", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		program(t, b, func(r *rebate.RulesJSON) { r.HoldPeriod = "0s" })
+		putProgram(t, b, func(r *program.RulesJSON) { r.HoldPeriod = "0s" })
 		chain(t, b, "u1", "buyer")
 		paid(t, b, "e1", "o1", "buyer", "100.00", t0)
 		require.Eventually(t, func() bool { return balance(t, b, "u1", "available", money.CNY) == "5.00" }, 20*time.Second, 20*time.Millisecond,
@@ -333,7 +334,7 @@ func TestEventsExactlyOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t)
-	program(t, b, nil)
+	putProgram(t, b, nil)
 	chain(t, b, "u1", "buyer")
 	first := paid(t, b, "e1", "o1", "buyer", "10.00", t0)
 	again, err := b.engine.Apply(ctx, paidEvent("e1", "o1", "buyer", "10.00", t0))
@@ -381,9 +382,9 @@ func TestConcurrentEvents(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t)
-	program(t, b, func(r *rebate.RulesJSON) {
+	putProgram(t, b, func(r *program.RulesJSON) {
 		r.FirstOrderBonus = "1.00"
-		r.Milestones = []rebate.MilestoneJSON{{Converted: 8, Bonus: "8.00"}, {Converted: 16, Bonus: "16.00"}}
+		r.Milestones = []program.MilestoneJSON{{Converted: 8, Bonus: "8.00"}, {Converted: 16, Bonus: "16.00"}}
 	})
 	chain(t, b, "top", "ref")
 	for i := range 16 {
@@ -420,7 +421,7 @@ func TestRegister(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t)
-	program(t, b, func(r *rebate.RulesJSON) { r.Points.SignupReferrer, r.Points.SignupReferee = 100, 50 })
+	putProgram(t, b, func(r *program.RulesJSON) { r.Points.SignupReferrer, r.Points.SignupReferee = 100, 50 })
 	root, replayed, err := b.engine.Register(ctx, rebate.Registration{ID: "root"})
 	require.NoError(t, err)
 	require.False(t, replayed)
@@ -466,7 +467,7 @@ func TestProgramValidation(t *testing.T) {
 	base := `{"currency":"CNY","hold_period":"168h","rounding":"down","level_rates":["0.05"],"first_order_bonus":"0",
 		"max_rebate_ratio":"0.15","points":{"per_unit":"1","signup_referrer":0,"signup_referee":0,"validity":"8760h"},
 		"withdrawal":{"min":"10.00","max":"5000.00","daily_count":3,"daily_amount":"1.00","monthly_amount":"1.00","fee_rate":"0.01","fee_min":"1.00","review_above":"2000.00"}}`
-	_, _, err := rebate.ParseRules([]byte(base))
+	_, _, err := program.ParseRules([]byte(base))
 	require.NoError(t, err)
 	for name, edit := range map[string][2]string{
 		"four levels":        {`"level_rates":["0.05"]`, `"level_rates":["0.05","0.02","0.01","0.01"]`},
@@ -484,8 +485,8 @@ func TestProgramValidation(t *testing.T) {
 		"tiers not rising":   {`"rounding":"down"`, `"rounding":"down","tiers":[{"min_converted":5,"level1_rate":"0.07"},{"min_converted":5,"level1_rate":"0.08"}]`},
 		"milestone negative": {`"rounding":"down"`, `"rounding":"down","milestones":[{"converted":1,"bonus":"-1.00"}]`},
 	} {
-		_, _, err := rebate.ParseRules([]byte(strings.Replace(base, edit[0], edit[1], 1)))
-		require.ErrorIs(t, err, rebate.ErrInvalidProgram, name)
+		_, _, err := program.ParseRules([]byte(strings.Replace(base, edit[0], edit[1], 1)))
+		require.ErrorIs(t, err, program.ErrInvalidProgram, name)
 	}
 }
 
@@ -495,7 +496,7 @@ func TestConcurrentRefunds(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t)
-	program(t, b, nil)
+	putProgram(t, b, nil)
 	chain(t, b, "u1", "buyer")
 	paid(t, b, "e0", "o1", "buyer", "10.00", t0)
 	var wg sync.WaitGroup

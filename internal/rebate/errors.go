@@ -1,15 +1,17 @@
 package rebate
 
-import "errors"
+import "github.com/rebate-ledger/rebate/internal/apperr"
 
-// Errors with a problem code each (see internal/httpapi/problem.go).
+// Errors the engine returns, each with its problem code (internal/apperr).
 var (
-	ErrValidation          = errors.New("validation failed")
-	ErrUnknownReferrer     = errors.New("unknown referrer")
-	ErrSelfReferral        = errors.New("a member cannot invite itself")
-	ErrUnknownMember       = errors.New("unknown member")
-	ErrUnsupportedCurrency = errors.New("currency is not the program's")
-	ErrRefundExceedsOrder  = errors.New("refunds would exceed the order amount")
-	ErrIdempotencyConflict = errors.New("id was used with a different request")
-	ErrNotFound            = errors.New("not found")
+	ErrValidation          = apperr.New(apperr.Validation, "validation failed")
+	ErrUnknownReferrer     = apperr.New(apperr.UnknownReferrer, "unknown referrer")
+	ErrSelfReferral        = apperr.New(apperr.SelfReferral, "a member cannot invite itself")
+	ErrUnknownMember       = apperr.New(apperr.UnknownMember, "unknown member")
+	ErrUnsupportedCurrency = apperr.New(apperr.UnsupportedCurrency, "currency is not the program's")
+	ErrRefundExceedsOrder  = apperr.New(apperr.RefundExceedsOrder, "refunds would exceed the order amount")
+	ErrIdempotencyConflict = apperr.New(apperr.IdempotencyConflict, "id was used with a different request")
+	ErrNotFound            = apperr.New(apperr.NotFound, "not found")
+	// ErrInsufficientPoints: the member's unexpired points do not cover a redemption.
+	ErrInsufficientPoints = apperr.New(apperr.InsufficientFunds, "insufficient points")
 )

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rebate-ledger/rebate/internal/ledger"
 	"github.com/rebate-ledger/rebate/internal/money"
+	"github.com/rebate-ledger/rebate/internal/program"
 	"github.com/rebate-ledger/rebate/internal/store"
 	"github.com/rebate-ledger/rebate/internal/store/sqlc"
 )
@@ -114,8 +115,8 @@ func (e *Engine) Register(ctx context.Context, reg Registration) (Member, bool, 
 		params := sqlc.MemberInsertParams{ID: reg.ID, RequestHash: h[:]}
 		if referrer != nil {
 			upline = append([]string{referrer.ID}, referrer.Upline...)
-			if len(upline) > MaxLevels {
-				upline = upline[:MaxLevels]
+			if len(upline) > program.MaxLevels {
+				upline = upline[:program.MaxLevels]
 			}
 			params.ReferrerID = pgtype.Text{String: referrer.ID, Valid: true}
 		}
@@ -190,7 +191,7 @@ func (e *Engine) signupPoints(ctx context.Context, tx pgx.Tx, m Member) error {
 		// inviter gets none.
 		return nil
 	}
-	p, err := ProgramAt(ctx, tx, m.CreatedAt)
+	p, err := program.At(ctx, tx, m.CreatedAt)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/rebate-ledger/rebate/internal/ledger"
 	"github.com/rebate-ledger/rebate/internal/money"
 	"github.com/rebate-ledger/rebate/internal/pgtest"
+	"github.com/rebate-ledger/rebate/internal/program"
 	"github.com/rebate-ledger/rebate/internal/rebate"
 	"github.com/rebate-ledger/rebate/internal/store"
 )
@@ -33,13 +34,13 @@ var (
 	mCap       = "0.07"
 )
 
-func modelRules(r *rebate.RulesJSON) {
+func modelRules(r *program.RulesJSON) {
 	r.LevelRates = mRates
-	r.Tiers = []rebate.TierJSON{{MinConverted: mTierAt, Level1Rate: mTierRate}}
+	r.Tiers = []program.TierJSON{{MinConverted: mTierAt, Level1Rate: mTierRate}}
 	r.FirstOrderBonus = mBonus
 	r.Milestones = nil
 	for _, c := range []int{1, 3} {
-		r.Milestones = append(r.Milestones, rebate.MilestoneJSON{Converted: c, Bonus: mMilestone[c]})
+		r.Milestones = append(r.Milestones, program.MilestoneJSON{Converted: c, Bonus: mMilestone[c]})
 	}
 	r.MaxRebateRatio = mCap
 	r.Points.PerUnit = "1"
@@ -328,7 +329,7 @@ func modelBundle(t *testing.T) *testBundle {
 	// Releases are driven by the test's steps; the River release job has its own tests.
 	e.SetScheduler(func(context.Context, pgx.Tx, []rebate.Release) error { return nil })
 	b := &testBundle{pool: pool, ledger: l, engine: e}
-	program(t, b, modelRules)
+	putProgram(t, b, modelRules)
 	return b
 }
 

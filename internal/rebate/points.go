@@ -1,9 +1,7 @@
 package rebate
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,13 +10,11 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/rebate-ledger/rebate/internal/idem"
 	"github.com/rebate-ledger/rebate/internal/ledger"
 	"github.com/rebate-ledger/rebate/internal/store"
 	"github.com/rebate-ledger/rebate/internal/store/sqlc"
 )
-
-// ErrInsufficientPoints: the member's unexpired points do not cover a redemption.
-var ErrInsufficientPoints = errors.New("insufficient points")
 
 func grantPointsLot(ctx context.Context, q *store.Queries, member, source, ref string, points int64, from time.Time, validity time.Duration) error {
 	if points <= 0 {
@@ -41,18 +37,19 @@ type Spent struct {
 	Points int64 `json:"points"`
 }
 
-// RedemptionResult is the answer to a redemption; a replay answers the same.
+// RedemptionResult is the answer to a redemption; a replay answers the same, byte for byte.
 type RedemptionResult struct {
-	ID        string
-	MemberID  string
-	Points    int64
-	Reason    string
-	EntryID   int64
-	Spent     []Spent
-	CreatedAt time.Time
+	ID        string    `json:"id"`
+	MemberID  string    `json:"member_id"`
+	Points    int64     `json:"points"`
+	Reason    string    `json:"reason"`
+	EntryID   int64     `json:"entry_id"`
+	Spent     []Spent   `json:"spent"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
-// Redeem spends a member's available points, oldest expiry first, exactly once per redemption id.
+// Redeem spends a member's available points, oldest expiry first, exactly once per redemption id
+// (idem.Do: a concurrent duplicate waits for the first and replays its answer).
 func (e *Engine) Redeem(ctx context.Context, memberID string, r Redemption, now time.Time) (RedemptionResult, bool, error) {
 	if err := validID("id", r.ID); err != nil {
 		return RedemptionResult{}, false, err
@@ -63,64 +60,69 @@ func (e *Engine) Redeem(ctx context.Context, memberID string, r Redemption, now 
 	if len(r.Reason) > 500 {
 		return RedemptionResult{}, false, fmt.Errorf("%w: reason is at most 500 characters", ErrValidation)
 	}
-	h := sha256.Sum256([]byte(memberID + "\x00" + strconv.FormatInt(r.Points, 10) + "\x00" + r.Reason))
+	if err := validText("reason", r.Reason); err != nil {
+		return RedemptionResult{}, false, err
+	}
+	now = now.Truncate(time.Microsecond)
+	req := idem.Request{Scope: "redemption", Key: r.ID, Hash: idem.HashOf(struct {
+		Member string
+		Points int64
+		Reason string
+	}{memberID, r.Points, r.Reason})}
 	var out RedemptionResult
 	var replayed bool
 	err := e.ledger.Transact(ctx, func(tx pgx.Tx) error {
-		q := store.New(tx)
-		if prev, err := q.RedemptionGet(ctx, r.ID); err == nil {
-			if !bytes.Equal(prev.RequestHash, h[:]) {
-				return fmt.Errorf("%w: redemption %q was sent before with a different body", ErrIdempotencyConflict, r.ID)
-			}
-			out = RedemptionResult{ID: prev.ID, MemberID: prev.MemberID, Points: prev.Points, Reason: prev.Reason, EntryID: prev.EntryID, CreatedAt: prev.CreatedAt}
-			replayed = true
-			return json.Unmarshal(prev.Spent, &out.Spent)
-		} else if !errors.Is(err, pgx.ErrNoRows) {
-			return err
-		}
-		if _, err := q.MemberLock(ctx, memberID); errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("%w: member %q", ErrNotFound, memberID)
-		} else if err != nil {
-			return err
-		}
-		lots, err := q.PointsLotsSpendable(ctx, sqlc.PointsLotsSpendableParams{MemberID: memberID, Now: now})
-		if err != nil {
-			return err
-		}
-		left := r.Points
-		var spent []Spent
-		for _, l := range lots {
-			if left == 0 {
-				break
-			}
-			take := min(l.Remaining, left)
-			if err := q.PointsLotSpend(ctx, sqlc.PointsLotSpendParams{ID: l.ID, Points: take}); err != nil {
-				return err
-			}
-			spent = append(spent, Spent{LotID: l.ID, Points: take})
-			left -= take
-		}
-		if left > 0 {
-			return fmt.Errorf("%w: %d unexpired points available, %d asked", ErrInsufficientPoints, r.Points-left, r.Points)
-		}
-		entry, err := e.ledger.Post(ctx, tx, ledger.EntryRequest{Key: "redemption:" + r.ID, Kind: "redemption", OccurredAt: now,
-			Metadata: map[string]any{"member_id": memberID, "redemption_id": r.ID, "reason": r.Reason},
-			Postings: []ledger.PostingRequest{
-				{Account: ledger.MemberAccount(memberID, "available"), Side: ledger.Debit, Amount: points(r.Points)},
-				{Account: ledger.PointsRedeemed, Side: ledger.Credit, Amount: points(r.Points)},
-			}})
-		if err != nil {
-			return err
-		}
-		body, _ := json.Marshal(spent)
-		if err := q.RedemptionInsert(ctx, sqlc.RedemptionInsertParams{ID: r.ID, MemberID: memberID, Points: r.Points, Reason: r.Reason,
-			RequestHash: h[:], EntryID: entry.ID, Spent: body}); err != nil {
-			return err
-		}
-		out = RedemptionResult{ID: r.ID, MemberID: memberID, Points: r.Points, Reason: r.Reason, EntryID: entry.ID, Spent: spent, CreatedAt: now}
-		return nil
+		var err error
+		out, replayed, err = idem.Do(ctx, tx, req, func() (RedemptionResult, error) {
+			return e.redeem(ctx, tx, memberID, r, req.Hash, now)
+		})
+		return err
 	})
 	return out, replayed, err
+}
+
+func (e *Engine) redeem(ctx context.Context, tx pgx.Tx, memberID string, r Redemption, hash []byte, now time.Time) (RedemptionResult, error) {
+	q := store.New(tx)
+	if _, err := q.MemberLock(ctx, memberID); errors.Is(err, pgx.ErrNoRows) {
+		return RedemptionResult{}, fmt.Errorf("%w: member %q", ErrNotFound, memberID)
+	} else if err != nil {
+		return RedemptionResult{}, err
+	}
+	lots, err := q.PointsLotsSpendable(ctx, sqlc.PointsLotsSpendableParams{MemberID: memberID, Now: now})
+	if err != nil {
+		return RedemptionResult{}, err
+	}
+	left := r.Points
+	spent := []Spent{}
+	for _, l := range lots {
+		if left == 0 {
+			break
+		}
+		take := min(l.Remaining, left)
+		if err := q.PointsLotSpend(ctx, sqlc.PointsLotSpendParams{ID: l.ID, Points: take}); err != nil {
+			return RedemptionResult{}, err
+		}
+		spent = append(spent, Spent{LotID: l.ID, Points: take})
+		left -= take
+	}
+	if left > 0 {
+		return RedemptionResult{}, fmt.Errorf("%w: %d unexpired points available, %d asked", ErrInsufficientPoints, r.Points-left, r.Points)
+	}
+	entry, err := e.ledger.Post(ctx, tx, ledger.EntryRequest{Key: "redemption:" + r.ID, Kind: "redemption", OccurredAt: now,
+		Metadata: map[string]any{"member_id": memberID, "redemption_id": r.ID, "reason": r.Reason},
+		Postings: []ledger.PostingRequest{
+			{Account: ledger.MemberAccount(memberID, "available"), Side: ledger.Debit, Amount: points(r.Points)},
+			{Account: ledger.PointsRedeemed, Side: ledger.Credit, Amount: points(r.Points)},
+		}})
+	if err != nil {
+		return RedemptionResult{}, err
+	}
+	body, _ := json.Marshal(spent)
+	if err := q.RedemptionInsert(ctx, sqlc.RedemptionInsertParams{ID: r.ID, MemberID: memberID, Points: r.Points, Reason: r.Reason,
+		RequestHash: hash, EntryID: entry.ID, Spent: body}); err != nil {
+		return RedemptionResult{}, err
+	}
+	return RedemptionResult{ID: r.ID, MemberID: memberID, Points: r.Points, Reason: r.Reason, EntryID: entry.ID, Spent: spent, CreatedAt: now}, nil
 }
 
 // ExpirePoints expires what is left of every lot past its validity, up to max lots, one entry per

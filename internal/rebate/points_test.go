@@ -11,6 +11,7 @@ import (
 
 	"github.com/rebate-ledger/rebate/internal/ledger"
 	"github.com/rebate-ledger/rebate/internal/money"
+	"github.com/rebate-ledger/rebate/internal/program"
 	"github.com/rebate-ledger/rebate/internal/rebate"
 )
 
@@ -21,7 +22,7 @@ func TestPoints(t *testing.T) {
 	t.Run("RedeemOldestFirstExactlyOnce", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		program(t, b, func(r *rebate.RulesJSON) {
+		putProgram(t, b, func(r *program.RulesJSON) {
 			r.Points.SignupReferrer, r.Points.SignupReferee, r.Points.PerUnit, r.HoldPeriod = 100, 50, "1", "0s"
 		})
 		chain(t, b, "top", "ref", "a") // ref: 50 for joining (top invited it), 100 for inviting a (lots valid from now)
@@ -62,7 +63,7 @@ func TestPoints(t *testing.T) {
 	t.Run("NoSignUpPointsWithoutAnInviter", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		program(t, b, func(r *rebate.RulesJSON) { r.Points.SignupReferrer, r.Points.SignupReferee = 100, 50 })
+		putProgram(t, b, func(r *program.RulesJSON) { r.Points.SignupReferrer, r.Points.SignupReferee = 100, 50 })
 		chain(t, b, "alone")
 		require.Equal(t, "0", balance(t, b, "alone", "available", money.PTS))
 		chain(t, b, "alone", "friend") // alone invites friend: both parties of the referral
@@ -74,7 +75,7 @@ func TestPoints(t *testing.T) {
 	t.Run("ConcurrentRedemptionsNeverOverspend", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		program(t, b, func(r *rebate.RulesJSON) { r.Points.SignupReferee = 100 })
+		putProgram(t, b, func(r *program.RulesJSON) { r.Points.SignupReferee = 100 })
 		chain(t, b, "p", "m") // invited by p: sign-up points reward a referral
 		var wg sync.WaitGroup
 		var mu sync.Mutex
@@ -100,7 +101,7 @@ func TestPoints(t *testing.T) {
 	t.Run("ExpiryTakesWhatIsLeftOfOldLots", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		program(t, b, func(r *rebate.RulesJSON) { r.Points.SignupReferee, r.Points.Validity = 100, "1h" })
+		putProgram(t, b, func(r *program.RulesJSON) { r.Points.SignupReferee, r.Points.Validity = 100, "1h" })
 		chain(t, b, "p", "m") // invited by p: sign-up points reward a referral
 		_, _, err := b.engine.Redeem(ctx, "m", rebate.Redemption{ID: "r1", Points: 40}, time.Now())
 		require.NoError(t, err)
@@ -124,7 +125,7 @@ func TestPoints(t *testing.T) {
 	t.Run("ExpiryOfTwoLotsNeverOverdrawsAfterAClawback", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		program(t, b, func(r *rebate.RulesJSON) {
+		putProgram(t, b, func(r *program.RulesJSON) {
 			r.Points.SignupReferrer, r.Points.SignupReferee, r.Points.PerUnit, r.HoldPeriod = 100, 50, "1", "0s"
 		})
 		chain(t, b, "top", "ref", "a") // ref: lots of 50 (joining) and 100 (inviting a); top: 100 (inviting ref)
@@ -149,7 +150,7 @@ func TestPoints(t *testing.T) {
 	t.Run("ClawbackAfterReleaseShrinksThePointsLot", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		program(t, b, func(r *rebate.RulesJSON) { r.Points.PerUnit = "1" })
+		putProgram(t, b, func(r *program.RulesJSON) { r.Points.PerUnit = "1" })
 		chain(t, b, "ref", "a")
 		paid(t, b, "e1", "o1", "a", "40.00", t0)
 		require.NoError(t, b.engine.Release(ctx, "o1"))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rebate-ledger/rebate/internal/ledger"
 	"github.com/rebate-ledger/rebate/internal/money"
+	"github.com/rebate-ledger/rebate/internal/program"
 	"github.com/rebate-ledger/rebate/internal/store"
 	"github.com/rebate-ledger/rebate/internal/store/sqlc"
 )
@@ -103,7 +104,7 @@ type Referral struct {
 
 // Referrals lists the member's invitees at one level (1 to 3), after the cursor (a member id).
 func (e *Engine) Referrals(ctx context.Context, memberID string, level int, cursor string, limit int) ([]Referral, string, error) {
-	if level < 1 || level > MaxLevels {
+	if level < 1 || level > program.MaxLevels {
 		return nil, "", fmt.Errorf("%w: level must be 1, 2 or 3", ErrValidation)
 	}
 	if _, err := e.GetMember(ctx, memberID); err != nil {

@@ -10,16 +10,15 @@ import (
 )
 
 const eventInsertMany = `-- name: EventInsertMany :exec
-INSERT INTO events (id, type, request_hash, status_code, response)
+INSERT INTO events (id, type, request_hash, response)
 SELECT unnest($1::text[]), unnest($2::text[]), unnest($3::bytea[]),
-       unnest($4::int[]), unnest($5::jsonb[])
+       unnest($4::jsonb[])
 `
 
 type EventInsertManyParams struct {
 	Ids           []string
 	Types         []string
 	RequestHashes [][]byte
-	StatusCodes   []int32
 	Responses     [][]byte
 }
 
@@ -31,14 +30,13 @@ func (q *Queries) EventInsertMany(ctx context.Context, arg EventInsertManyParams
 		arg.Ids,
 		arg.Types,
 		arg.RequestHashes,
-		arg.StatusCodes,
 		arg.Responses,
 	)
 	return err
 }
 
 const eventListByIDs = `-- name: EventListByIDs :many
-SELECT id, type, request_hash, status_code, response
+SELECT id, type, request_hash, response
 FROM events
 WHERE id = ANY($1::text[])
 `
@@ -47,7 +45,6 @@ type EventListByIDsRow struct {
 	ID          string
 	Type        string
 	RequestHash []byte
-	StatusCode  int32
 	Response    []byte
 }
 
@@ -64,7 +61,6 @@ func (q *Queries) EventListByIDs(ctx context.Context, ids []string) ([]EventList
 			&i.ID,
 			&i.Type,
 			&i.RequestHash,
-			&i.StatusCode,
 			&i.Response,
 		); err != nil {
 			return nil, err

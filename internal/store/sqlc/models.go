@@ -62,8 +62,15 @@ type Event struct {
 	ID          string
 	Type        string
 	RequestHash []byte
-	StatusCode  int32
 	Response    []byte
+	CreatedAt   time.Time
+}
+
+type IdempotencyKey struct {
+	Scope       string
+	Key         string
+	RequestHash []byte
+	Answer      []byte
 	CreatedAt   time.Time
 }
 
@@ -101,6 +108,32 @@ type Order struct {
 	ReleaseEntryID *int64
 	Refunded       decimal.Decimal
 	ExcessRefunded decimal.Decimal
+}
+
+type PayoutBatch struct {
+	ID          string
+	Currency    string
+	Provider    string
+	Status      string
+	ItemCount   int32
+	Amount      decimal.Decimal
+	Fee         decimal.Decimal
+	Net         decimal.Decimal
+	CreatedAt   time.Time
+	SubmittedAt *time.Time
+	CompletedAt *time.Time
+}
+
+type PayoutItem struct {
+	ID           int64
+	BatchID      string
+	WithdrawalID string
+	Status       string
+	Reference    string
+	Reason       string
+	ResultHash   []byte
+	EntryID      *int64
+	SettledAt    *time.Time
 }
 
 type PointsLot struct {
@@ -164,4 +197,22 @@ type Refund struct {
 	Status    string
 	EntryID   *int64
 	CreatedAt time.Time
+}
+
+type Withdrawal struct {
+	ID             string
+	MemberID       string
+	Currency       string
+	Amount         decimal.Decimal
+	Fee            decimal.Decimal
+	Destination    []byte
+	Status         string
+	ProgramVersion int64
+	RequestedAt    time.Time
+	RequestEntryID int64
+	BatchID        pgtype.Text
+	Reason         string
+	ReviewedAt     *time.Time
+	SettledAt      *time.Time
+	SettleEntryID  *int64
 }

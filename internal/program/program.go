@@ -1,8 +1,8 @@
-// Package rebate is the referral program: members and their fixed uplines, versioned rules, accrual of
-// multi-level rebates and points on paid orders, hold release, and proportional claw-back on refunds.
-// Every money movement is a journal entry written through internal/ledger in the same transaction as
-// the engine's own rows and River jobs.
-package rebate
+// Package program is the referral program's rules as versioned data: the JSON an operator sends and
+// reads, its validation into the computed form, and the version in force at an instant. It is a
+// leaf: internal/rebate (accrual, points) and internal/wallet (withdrawal limits and fees) both read
+// it, and neither reaches into the other for the rules.
+package program
 
 import (
 	"bytes"
@@ -10,12 +10,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
 
+	"github.com/rebate-ledger/rebate/internal/apperr"
 	"github.com/rebate-ledger/rebate/internal/money"
 	"github.com/rebate-ledger/rebate/internal/store"
 	"github.com/rebate-ledger/rebate/internal/store/sqlc"
@@ -36,6 +38,8 @@ type RulesJSON struct {
 	MaxRebateRatio  string          `json:"max_rebate_ratio"`
 	Points          PointsJSON      `json:"points"`
 	Withdrawal      WithdrawalJSON  `json:"withdrawal"`
+	// Timezone is an IANA name (default UTC): the days and months of withdrawal limits are counted in it.
+	Timezone string `json:"timezone,omitempty"`
 }
 
 // TierJSON raises the level-1 rate from a number of converted invitees.
@@ -58,7 +62,7 @@ type PointsJSON struct {
 	Validity       string `json:"validity"`
 }
 
-// WithdrawalJSON are the withdrawal limits, stored now and used by the wallet.
+// WithdrawalJSON are the withdrawal limits and fees (internal/wallet applies them).
 type WithdrawalJSON struct {
 	Min           string `json:"min"`
 	Max           string `json:"max"`
@@ -84,6 +88,21 @@ type Rules struct {
 	SignupReferrer  int64
 	SignupReferee   int64
 	PointsValidity  time.Duration
+	Withdrawal      WithdrawalRules
+	// Location is the program's time zone (Timezone), never nil.
+	Location *time.Location
+}
+
+// WithdrawalRules are the validated withdrawal limits, all in the program's currency.
+type WithdrawalRules struct {
+	Min           money.Amount
+	Max           money.Amount
+	DailyCount    int
+	DailyAmount   money.Amount
+	MonthlyAmount money.Amount
+	FeeRate       decimal.Decimal
+	FeeMin        money.Amount
+	ReviewAbove   money.Amount
 }
 
 // Tier is a validated tier.
@@ -107,16 +126,25 @@ type Program struct {
 }
 
 // ErrInvalidProgram wraps every validation failure of a program.
-var ErrInvalidProgram = errors.New("invalid program")
+var ErrInvalidProgram = apperr.New(apperr.Validation, "invalid program")
+
+// readShape is what GET /v1/program answers: the rules with their read-only version and
+// effective_at, which a PUT of the same body may carry back and which are ignored.
+type readShape struct {
+	RulesJSON
+	Version     json.RawMessage `json:"version"`
+	EffectiveAt json.RawMessage `json:"effective_at"`
+}
 
 // ParseRules decodes and validates a program body; unknown fields are refused.
 func ParseRules(body []byte) (RulesJSON, Rules, error) {
-	var j RulesJSON
+	var rs readShape
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&j); err != nil {
-		return j, Rules{}, fmt.Errorf("%w: %v", ErrInvalidProgram, err)
+	if err := dec.Decode(&rs); err != nil {
+		return rs.RulesJSON, Rules{}, fmt.Errorf("%w: the body is not a program (a JSON object with the fields of GET /v1/program)", ErrInvalidProgram)
 	}
+	j := rs.RulesJSON
 	if dec.More() {
 		return j, Rules{}, fmt.Errorf("%w: trailing data after the program", ErrInvalidProgram)
 	}
@@ -216,24 +244,43 @@ func (j RulesJSON) Validate() (Rules, error) {
 		return Rules{}, err
 	}
 	w := j.Withdrawal
-	for _, f := range []struct{ name, v string }{{"withdrawal.min", w.Min}, {"withdrawal.max", w.Max},
-		{"withdrawal.daily_amount", w.DailyAmount}, {"withdrawal.monthly_amount", w.MonthlyAmount},
-		{"withdrawal.fee_min", w.FeeMin}, {"withdrawal.review_above", w.ReviewAbove}} {
-		if _, err := amount(f.name, f.v); err != nil {
+	for _, f := range []struct {
+		name, v string
+		into    *money.Amount
+	}{{"withdrawal.min", w.Min, &r.Withdrawal.Min}, {"withdrawal.max", w.Max, &r.Withdrawal.Max},
+		{"withdrawal.daily_amount", w.DailyAmount, &r.Withdrawal.DailyAmount},
+		{"withdrawal.monthly_amount", w.MonthlyAmount, &r.Withdrawal.MonthlyAmount},
+		{"withdrawal.fee_min", w.FeeMin, &r.Withdrawal.FeeMin}, {"withdrawal.review_above", w.ReviewAbove, &r.Withdrawal.ReviewAbove}} {
+		if *f.into, err = amount(f.name, f.v); err != nil {
 			return Rules{}, err
 		}
 	}
-	if _, err := rate("withdrawal.fee_rate", w.FeeRate, true); err != nil {
+	if r.Withdrawal.FeeRate, err = rate("withdrawal.fee_rate", w.FeeRate, true); err != nil {
 		return Rules{}, err
 	}
 	if w.DailyCount < 0 {
 		return bad("withdrawal.daily_count must not be negative")
 	}
+	r.Withdrawal.DailyCount = w.DailyCount
+	if r.Withdrawal.Max.Cmp(r.Withdrawal.Min) < 0 {
+		return bad("withdrawal.max must not be below withdrawal.min")
+	}
+	tz := j.Timezone
+	if tz == "" {
+		tz = "UTC"
+	}
+	// time.LoadLocation also accepts "Local" and file paths; a program's zone must be a plain IANA name.
+	if tz == "Local" || strings.ContainsAny(tz, ".\\") || len(tz) > 64 {
+		return bad("timezone %q is not an IANA time zone name such as Asia/Shanghai", j.Timezone)
+	}
+	if r.Location, err = time.LoadLocation(tz); err != nil {
+		return bad("timezone %q is not an IANA time zone name such as Asia/Shanghai", j.Timezone)
+	}
 	return r, nil
 }
 
-// level1Rate is U1's level-1 rate given its converted invitees (tiers are ascending).
-func (r Rules) level1Rate(converted int) decimal.Decimal {
+// Level1Rate is a referrer's level-1 rate given its converted invitees (tiers are ascending).
+func (r Rules) Level1Rate(converted int) decimal.Decimal {
 	out := r.LevelRates[0]
 	for _, t := range r.Tiers {
 		if converted >= t.MinConverted {
@@ -253,7 +300,8 @@ type parsedRules struct {
 	rules Rules
 }
 
-func programFromRow(version int64, effective time.Time, raw []byte) (Program, error) {
+// FromStored builds a Program from a stored row's columns.
+func FromStored(version int64, effective time.Time, raw []byte) (Program, error) {
 	if p, ok := parsed.Load(string(raw)); ok {
 		pr := p.(parsedRules)
 		return Program{Version: version, EffectiveAt: effective, JSON: pr.json, Rules: pr.rules}, nil
@@ -266,20 +314,20 @@ func programFromRow(version int64, effective time.Time, raw []byte) (Program, er
 	return Program{Version: version, EffectiveAt: effective, JSON: j, Rules: r}, nil
 }
 
-// ProgramAt is the version in force at an instant.
-func ProgramAt(ctx context.Context, db store.DBTX, at time.Time) (Program, error) {
+// At is the version in force at an instant.
+func At(ctx context.Context, db store.DBTX, at time.Time) (Program, error) {
 	row, err := store.New(db).ProgramAt(ctx, at)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Program{}, fmt.Errorf("%w: no program is in force at %s", ErrValidation, at.Format(time.RFC3339))
+		return Program{}, apperr.New(apperr.Validation, "no program is in force at %s", at.Format(time.RFC3339))
 	}
 	if err != nil {
 		return Program{}, fmt.Errorf("read program: %w", err)
 	}
-	return programFromRow(row.Version, row.EffectiveAt, row.Rules)
+	return FromStored(row.Version, row.EffectiveAt, row.Rules)
 }
 
-// PutProgram validates and stores a new version effective from effectiveAt.
-func PutProgram(ctx context.Context, db store.DBTX, body []byte, effectiveAt time.Time) (Program, error) {
+// Put validates and stores a new version effective from effectiveAt.
+func Put(ctx context.Context, db store.DBTX, body []byte, effectiveAt time.Time) (Program, error) {
 	j, r, err := ParseRules(body)
 	if err != nil {
 		return Program{}, err
@@ -292,15 +340,15 @@ func PutProgram(ctx context.Context, db store.DBTX, body []byte, effectiveAt tim
 	return Program{Version: row.Version, EffectiveAt: row.EffectiveAt, JSON: j, Rules: r}, nil
 }
 
-// Programs lists every version, newest first.
-func Programs(ctx context.Context, db store.DBTX) ([]Program, error) {
+// List lists every version, newest first.
+func List(ctx context.Context, db store.DBTX) ([]Program, error) {
 	rows, err := store.New(db).ProgramList(ctx)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]Program, 0, len(rows))
 	for _, row := range rows {
-		p, err := programFromRow(row.Version, row.EffectiveAt, row.Rules)
+		p, err := FromStored(row.Version, row.EffectiveAt, row.Rules)
 		if err != nil {
 			return nil, err
 		}

@@ -1,0 +1,73 @@
+-- name: WithdrawalInsert :exec
+INSERT INTO withdrawals (id, member_id, currency, amount, fee, destination, status, program_version,
+                         requested_at, request_entry_id)
+VALUES (@id, @member_id, @currency, @amount, @fee, @destination, @status, @program_version,
+        @requested_at, @request_entry_id);
+
+-- name: WithdrawalGet :one
+SELECT id, member_id, currency, amount, fee, destination, status, program_version, requested_at,
+       request_entry_id, batch_id, reason, reviewed_at, settled_at, settle_entry_id
+FROM withdrawals
+WHERE id = @id;
+
+-- name: WithdrawalLock :one
+SELECT id, member_id, currency, amount, fee, destination, status, program_version, requested_at,
+       request_entry_id, batch_id, reason, reviewed_at, settled_at, settle_entry_id
+FROM withdrawals
+WHERE id = @id
+FOR UPDATE;
+
+-- name: WithdrawalTotals :one
+-- WithdrawalTotals counts a member's withdrawals toward its limits: those requested in
+-- [month_start, until) that were not rejected, cancelled or failed, and of them those from day_start.
+SELECT (count(*) FILTER (WHERE requested_at >= @day_start))::int AS day_count,
+       coalesce(sum(amount) FILTER (WHERE requested_at >= @day_start), 0)::numeric AS day_amount,
+       coalesce(sum(amount), 0)::numeric AS month_amount
+FROM withdrawals
+WHERE member_id = @member_id AND currency = @currency
+  AND requested_at >= @month_start AND requested_at < @until
+  AND status NOT IN ('rejected', 'cancelled', 'failed');
+
+-- name: WithdrawalReview :exec
+-- WithdrawalReview approves a withdrawal under review.
+UPDATE withdrawals SET status = 'approved', reason = @reason, reviewed_at = @now
+WHERE id = @id AND status = 'pending_review';
+
+-- name: WithdrawalSettle :exec
+-- WithdrawalSettle ends a withdrawal that never reached a batch (rejected or cancelled).
+UPDATE withdrawals SET status = @status, reason = @reason, reviewed_at = coalesce(reviewed_at, @now),
+       settled_at = @now, settle_entry_id = @entry_id
+WHERE id = @id AND batch_id IS NULL AND status IN ('pending_review', 'approved');
+
+-- name: WithdrawalListByMember :many
+SELECT id, member_id, currency, amount, fee, destination, status, program_version, requested_at,
+       request_entry_id, batch_id, reason, reviewed_at, settled_at, settle_entry_id
+FROM withdrawals
+WHERE member_id = @member_id AND (@status::text = '' OR status = @status::text)
+  AND (requested_at, id) > (@after_at::timestamptz, @after_id::text)
+ORDER BY requested_at, id
+LIMIT @max_rows;
+
+-- name: WithdrawalListByStatus :many
+SELECT id, member_id, currency, amount, fee, destination, status, program_version, requested_at,
+       request_entry_id, batch_id, reason, reviewed_at, settled_at, settle_entry_id
+FROM withdrawals
+WHERE (@status::text = '' OR status = @status::text)
+  AND (requested_at, id) > (@after_at::timestamptz, @after_id::text)
+ORDER BY requested_at, id
+LIMIT @max_rows;
+
+-- name: WithdrawalPaidByMember :many
+SELECT currency, sum(amount)::numeric AS paid
+FROM withdrawals
+WHERE member_id = @member_id AND status = 'paid'
+GROUP BY currency;
+
+-- name: WithdrawalInFlightTotals :many
+-- WithdrawalInFlightTotals is what members' withdrawing accounts must hold: withdrawals requested and
+-- not yet settled, per currency.
+SELECT currency, count(*)::int AS n, coalesce(sum(amount), 0)::numeric AS amount
+FROM withdrawals
+WHERE status IN ('pending_review', 'approved')
+GROUP BY currency
+ORDER BY currency;
