@@ -16,6 +16,9 @@ import (
 	"github.com/rebate-ledger/rebate/internal/ledger"
 	"github.com/rebate-ledger/rebate/internal/rebate"
 	"github.com/rebate-ledger/rebate/internal/store"
+	"github.com/rebate-ledger/rebate/internal/wallet"
+	"github.com/rebate-ledger/rebate/internal/wallet/csvbank"
+	"github.com/rebate-ledger/rebate/internal/wallet/simulated"
 )
 
 // warmAccounts is how many of the newest accounts a process caches at start (~200 bytes each).
@@ -38,6 +41,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"transactions applying concurrent single events together; 0 applies each event in its own (env REBATE_COALESCE_WORKERS)")
 	coalesceMax := fs.Int("coalesce-max", envInt("REBATE_COALESCE_MAX", 64), "most single events one such transaction applies (env REBATE_COALESCE_MAX)")
 	logFormat := fs.String("log-format", envOr("REBATE_LOG_FORMAT", "json"), "json or text (env REBATE_LOG_FORMAT)")
+	payoutProvider := fs.String("payout-provider", envOr("REBATE_PAYOUT_PROVIDER", "csv"),
+		"csv (a bank file the operator downloads, results posted back) or simulated (SIMULATED: pays every item itself after --simulated-delay, fails accounts containing FAIL; moves no real money) (env REBATE_PAYOUT_PROVIDER)")
+	payoutEvery := fs.Duration("payout-every", time.Hour, "how often approved withdrawals are cut into payout batches; 0 turns the periodic cut off")
+	payoutBatchMax := fs.Int("payout-batch-max", 5000, "most withdrawals in one payout batch")
+	simulatedDelay := fs.Duration("simulated-delay", 2*time.Second, "how long the simulated provider takes to report results")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -77,7 +85,24 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		stop := engine.Coalesce(*coalesceWorkers, *coalesceMax)
 		defer stop() // after the HTTP server has drained: queued events are applied, not dropped
 	}
-	rc, err := jobs.NewClient(pool, l, engine, jobs.Config{Workers: runWorkers, SealEvery: *sealEvery, Logger: log})
+	var provider wallet.Provider
+	var sim *simulated.Provider
+	switch *payoutProvider {
+	case "csv":
+		provider = csvbank.Provider{}
+	case "simulated":
+		sim = simulated.New(*simulatedDelay)
+		provider = sim
+		log.Warn("payouts go to the SIMULATED provider: no real money moves")
+	default:
+		return fmt.Errorf("--payout-provider must be csv or simulated, not %q", *payoutProvider)
+	}
+	if *payoutBatchMax < 1 || *payoutBatchMax > 100_000 {
+		return fmt.Errorf("--payout-batch-max must be 1 to 100000, not %d", *payoutBatchMax)
+	}
+	wal := wallet.New(pool, l, provider)
+	rc, err := jobs.NewClient(pool, l, engine, jobs.Config{Workers: runWorkers, SealEvery: *sealEvery, Logger: log,
+		Wallet: wal, Simulated: sim, PayoutEvery: *payoutEvery, PayoutBatchMax: *payoutBatchMax})
 	if err != nil {
 		return err
 	}
@@ -100,7 +125,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	serveErr := make(chan error, 1)
 	if *mode != "worker" {
 		e := httpapi.New(httpapi.Config{
-			Pool: pool, Ledger: l, Engine: engine, Logger: log, BodyLimit: *bodyLimit, RequestTimeout: *reqTimeout, KeyCacheTTL: *keyCacheTTL,
+			Pool: pool, Ledger: l, Engine: engine, Wallet: wal, PayoutBatchMax: *payoutBatchMax, Logger: log, BodyLimit: *bodyLimit, RequestTimeout: *reqTimeout, KeyCacheTTL: *keyCacheTTL,
 			Ready: func(context.Context) error {
 				if runWorkers && !workersUp.Load() {
 					return errors.New("River workers are not running")

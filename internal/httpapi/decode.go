@@ -24,6 +24,11 @@ func decodeStrict(c echo.Context, v any) error {
 	if err != nil {
 		return err
 	}
+	return decodeBytes(b, v)
+}
+
+// decodeBytes decodes one JSON object strictly.
+func decodeBytes(b []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -41,4 +46,13 @@ func created(c echo.Context, status int, replayed bool, body any) error {
 		c.Response().Header().Set("Idempotent-Replayed", "true")
 	}
 	return c.JSON(status, body)
+}
+
+// decodeOptional is decodeStrict for bodies that may be empty (all fields optional).
+func decodeOptional(c echo.Context, v any) error {
+	b, err := readBody(c)
+	if err != nil || len(bytes.TrimSpace(b)) == 0 {
+		return err
+	}
+	return decodeBytes(b, v)
 }

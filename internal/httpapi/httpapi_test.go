@@ -13,36 +13,71 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/rebate-ledger/rebate/docs"
 	"github.com/rebate-ledger/rebate/internal/auth"
+	"github.com/rebate-ledger/rebate/internal/clock"
 	"github.com/rebate-ledger/rebate/internal/httpapi"
 	"github.com/rebate-ledger/rebate/internal/jobs"
 	"github.com/rebate-ledger/rebate/internal/ledger"
 	"github.com/rebate-ledger/rebate/internal/money"
 	"github.com/rebate-ledger/rebate/internal/pgtest"
 	"github.com/rebate-ledger/rebate/internal/rebate"
+	"github.com/rebate-ledger/rebate/internal/wallet"
+	"github.com/rebate-ledger/rebate/internal/wallet/csvbank"
+	"github.com/rebate-ledger/rebate/internal/wallet/simulated"
 )
 
 type testBundle struct {
 	srv      *httptest.Server
+	pool     *pgxpool.Pool
 	ledger   *ledger.Ledger
+	engine   *rebate.Engine
+	wallet   *wallet.Wallet
+	sim      *simulated.Provider
+	clock    *clock.Manual
 	auditor  string
 	shop     string
 	operator string
 }
 
-func setup(t *testing.T) *testBundle {
+type setupOpts struct {
+	// workers runs River's workers (release, batch submission, the simulated provider's reports);
+	// without them jobs are inserted and not worked.
+	workers bool
+	// provider is the wallet's payout provider (default: the CSV bank file).
+	provider wallet.Provider
+	// now is where the manual clock of the wallet stands (default: the real time at setup).
+	now time.Time
+}
+
+func setup(t *testing.T) *testBundle { return setupWith(t, setupOpts{}) }
+
+func setupWith(t *testing.T, o setupOpts) *testBundle {
 	t.Helper()
 	pool := pgtest.New(t)
 	l := ledger.New(pool)
 	engine := rebate.NewEngine(pool, l)
-	// Insert-only River client: release jobs are scheduled, not worked, in these tests.
-	_, err := jobs.NewClient(pool, l, engine, jobs.Config{})
+	if o.now.IsZero() {
+		o.now = time.Now()
+	}
+	clk := clock.NewManual(o.now)
+	if o.provider == nil {
+		o.provider = csvbank.Provider{}
+	}
+	sim, _ := o.provider.(*simulated.Provider)
+	w := wallet.New(pool, l, o.provider)
+	w.SetClock(clk)
+	rc, err := jobs.NewClient(pool, l, engine, jobs.Config{Workers: o.workers, Wallet: w, Simulated: sim, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
-	e := httpapi.New(httpapi.Config{Pool: pool, Ledger: l, Engine: engine, BodyLimit: "1M", Logger: slog.New(slog.DiscardHandler)})
+	if o.workers {
+		require.NoError(t, rc.Start(context.Background()))
+		t.Cleanup(func() { _ = rc.Stop(context.Background()) })
+	}
+	e := httpapi.New(httpapi.Config{Pool: pool, Ledger: l, Engine: engine, Wallet: w, Clock: clk, BodyLimit: "1M", Logger: slog.New(slog.DiscardHandler)})
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
 	ctx := context.Background()
@@ -52,7 +87,8 @@ func setup(t *testing.T) *testBundle {
 	require.NoError(t, err)
 	operator, err := auth.CreateKey(ctx, pool, auth.Operator, "test-operator")
 	require.NoError(t, err)
-	return &testBundle{srv: srv, ledger: l, auditor: auditor, shop: shop, operator: operator}
+	return &testBundle{srv: srv, pool: pool, ledger: l, engine: engine, wallet: w, sim: sim, clock: clk,
+		auditor: auditor, shop: shop, operator: operator}
 }
 
 func (b *testBundle) get(t *testing.T, path, key string) (int, map[string]any, http.Header) {

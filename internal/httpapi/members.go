@@ -102,8 +102,19 @@ func (s *server) getMemberBalances(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// paid_out is the wallet's: the sum of paid withdrawals (a currency a member was paid in always
+	// has journal balances, so it already has a row).
+	paid := map[money.Currency]money.Amount{}
+	if s.cfg.Wallet != nil {
+		if paid, err = s.cfg.Wallet.PaidOut(c.Request().Context(), id); err != nil {
+			return err
+		}
+	}
 	out := balancesJSON{MemberID: id, Balances: []memberBalanceRow{}}
 	for _, b := range bs {
+		if p, ok := paid[b.Currency]; ok {
+			b.PaidOut = p
+		}
 		out.Balances = append(out.Balances, memberBalanceRow{Currency: b.Currency, Held: b.Held, Available: b.Available,
 			Withdrawing: b.Withdrawing, Earned: b.Earned, PaidOut: b.PaidOut})
 	}

@@ -40,6 +40,8 @@ type Config struct {
 	BodyLimit string
 	// RequestTimeout bounds each request's handler.
 	RequestTimeout time.Duration
+	// PayoutBatchMax is the most items a batch cut through the API holds (0: the wallet's default).
+	PayoutBatchMax int
 	// KeyCacheTTL is how long a found API key is trusted without a database lookup (0: never);
 	// a revoked key keeps working that long (auth.KeyCache).
 	KeyCacheTTL time.Duration
@@ -92,6 +94,19 @@ func New(cfg Config) *echo.Echo {
 	v1.GET("/program", s.getProgram, s.authenticate, allow(auth.Operator, auth.Auditor))
 	v1.PUT("/program", s.putProgram, s.authenticate, allow(auth.Operator))
 	v1.GET("/program/versions", s.getProgramVersions, s.authenticate, allow(auth.Operator, auth.Auditor))
+
+	v1.POST("/members/:id/withdrawals", s.postWithdrawal, s.authenticate, allow(auth.Shop, auth.Member))
+	v1.GET("/members/:id/withdrawals", s.getMemberWithdrawals, s.authenticate, allow(auth.Shop, auth.Member, auth.Operator, auth.Auditor))
+	v1.GET("/withdrawals", s.getWithdrawals, s.authenticate, allow(auth.Operator, auth.Auditor))
+	// A member token reaches these routes for any id; the handlers answer only its own withdrawals.
+	v1.GET("/withdrawals/:wid", s.getWithdrawal, s.authenticate, allowOwnCheckedByHandler(auth.Shop, auth.Member, auth.Operator, auth.Auditor))
+	v1.POST("/withdrawals/:wid/cancel", s.act(wallet.Cancel), s.authenticate, allowOwnCheckedByHandler(auth.Shop, auth.Member))
+	v1.POST("/withdrawals/:wid/approve", s.act(wallet.Approve), s.authenticate, allow(auth.Operator))
+	v1.POST("/withdrawals/:wid/reject", s.act(wallet.Reject), s.authenticate, allow(auth.Operator))
+	v1.POST("/payout-batches", s.postPayoutBatch, s.authenticate, allow(auth.Operator))
+	v1.GET("/payout-batches/:bid", s.getPayoutBatch, s.authenticate, allow(auth.Operator, auth.Auditor))
+	v1.POST("/payout-batches/:bid/results", s.postPayoutResults, s.authenticate, allow(auth.Operator))
+	v1.GET("/reports/payouts", s.getPayoutReport, s.authenticate, allow(auth.Auditor, auth.Operator))
 	return e
 }
 
@@ -169,6 +184,22 @@ func allow(roles ...auth.Role) echo.MiddlewareFunc {
 			p, _ := c.Get("principal").(auth.Principal)
 			for _, r := range roles {
 				if p.Role == r && (r != auth.Member || c.Param("id") == p.MemberID) {
+					return next(c)
+				}
+			}
+			return &Error{Status: http.StatusForbidden, Code: "forbidden", Detail: "role " + string(p.Role) + " may not do this"}
+		}
+	}
+}
+
+// allowOwnCheckedByHandler lets the roles through, a member token whatever the path: for routes
+// whose path names no member, whose handler checks that the thing belongs to the token's member.
+func allowOwnCheckedByHandler(roles ...auth.Role) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			p, _ := c.Get("principal").(auth.Principal)
+			for _, r := range roles {
+				if p.Role == r {
 					return next(c)
 				}
 			}
