@@ -50,6 +50,8 @@ type setupOpts struct {
 	workers bool
 	// provider is the wallet's payout provider (default: the CSV bank file).
 	provider wallet.Provider
+	// sim is the simulated provider inside provider, when provider wraps one.
+	sim *simulated.Provider
 	// now is where the manual clock of the wallet stands (default: the real time at setup).
 	now time.Time
 }
@@ -68,7 +70,10 @@ func setupWith(t *testing.T, o setupOpts) *testBundle {
 	if o.provider == nil {
 		o.provider = csvbank.Provider{}
 	}
-	sim, _ := o.provider.(*simulated.Provider)
+	sim := o.sim
+	if sim == nil {
+		sim, _ = o.provider.(*simulated.Provider)
+	}
 	w := wallet.New(pool, l, o.provider)
 	w.SetClock(clk)
 	rc, err := jobs.NewClient(pool, l, engine, jobs.Config{Workers: o.workers, Wallet: w, Simulated: sim, Logger: slog.New(slog.DiscardHandler)})

@@ -62,8 +62,18 @@ func (w *Wallet) Act(ctx context.Context, id string, action Action, reason, memb
 		})
 		return err
 	})
+	if errors.Is(err, idem.ErrConflict) {
+		// The action was done before with another reason. If the withdrawal has moved on since
+		// (approved, then cancelled), the state is the better answer than the reason.
+		if wd, gerr := w.Get(ctx, id); gerr == nil && wd.Status != resultOf[action] {
+			return Withdrawal{}, false, apperr.New(apperr.InvalidState, "withdrawal %q is %s: it cannot be %s", id, wd.Status, pastTense[action])
+		}
+	}
 	return out, replayed, err
 }
+
+// resultOf is the status an action leaves a withdrawal in.
+var resultOf = map[Action]string{Approve: Approved, Reject: Rejected, Cancel: Cancelled}
 
 func (w *Wallet) act(ctx context.Context, tx pgx.Tx, id string, action Action, reason string, now time.Time) (Withdrawal, error) {
 	q := store.New(tx)
@@ -104,7 +114,7 @@ func (w *Wallet) act(ctx context.Context, tx pgx.Tx, id string, action Action, r
 			return Withdrawal{}, refuse("a withdrawal pending review or approved and not yet in a batch")
 		}
 	}
-	status := map[Action]string{Reject: Rejected, Cancel: Cancelled}[action]
+	status := resultOf[action]
 	entry, err := w.ledger.Post(ctx, tx, ledger.EntryRequest{Key: "withdrawal_" + string(action) + ":" + id, Kind: "withdrawal_return",
 		OccurredAt: now, RefersTo: wd.EntryID,
 		Metadata: map[string]any{"member_id": wd.MemberID, "withdrawal_id": id, "action": string(action)},
