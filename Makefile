@@ -7,7 +7,10 @@ SQLC_VERSION := v1.31.1
 BIN := $(CURDIR)/bin
 SQLC := $(BIN)/sqlc-$(SQLC_VERSION)
 DEVDB := scripts/devdb.sh
-ADDR ?= 127.0.0.1:8080
+ADDR ?= $(or $(REBATE_ADDR),127.0.0.1:8080)
+# make run pays through the SIMULATED provider (no real money moves) so that the demo's withdrawal is
+# paid end to end; `serve` itself defaults to the CSV bank file.
+PAYOUT_PROVIDER ?= $(or $(REBATE_PAYOUT_PROVIDER),simulated)
 
 .PHONY: run test build generate check db db-stop bench bench-batch clean
 
@@ -17,7 +20,7 @@ build:
 ## run: build, start the database if needed, migrate, and serve with demo keys printed.
 run: build
 	@url="$${DATABASE_URL:-$$($(DEVDB) url rebate)}" && \
-	  DATABASE_URL="$$url" $(BIN)/rebate serve --migrate --demo --addr "$(ADDR)" --log-format text
+	  DATABASE_URL="$$url" $(BIN)/rebate serve --migrate --demo --addr "$(ADDR)" --payout-provider "$(PAYOUT_PROVIDER)" --log-format text
 
 ## test: start the database if needed, then run every test (real PostgreSQL, real River).
 test:

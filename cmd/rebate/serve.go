@@ -115,8 +115,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Info("workers started")
 	}
 
+	var keys map[auth.Role]string
 	if *demo {
-		if err := printDemoKeys(ctx, pool, *addr, stdout); err != nil {
+		if keys, err = printDemoKeys(ctx, pool, *addr, stdout); err != nil {
 			return err
 		}
 	}
@@ -141,6 +142,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			WriteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute}
 		log.Info("serving", "addr", ln.Addr().String(), "mode", *mode)
 		go func() { serveErr <- srv.Serve(ln) }()
+		if *demo {
+			go func() {
+				if err := runDemo(ctx, "http://"+ln.Addr().String(), keys, *payoutProvider == "simulated", stdout); err != nil {
+					fmt.Fprintf(stdout, "demo: stopped: %v\n", err)
+				}
+			}()
+		}
 	}
 
 	select {
@@ -167,18 +175,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func printDemoKeys(ctx context.Context, db store.DBTX, addr string, w io.Writer) error {
+func printDemoKeys(ctx context.Context, db store.DBTX, addr string, w io.Writer) (map[auth.Role]string, error) {
 	fmt.Fprintf(w, "\nrebate ledger demo: listening on http://%s\n", addr)
+	keys := map[auth.Role]string{}
 	for _, r := range []auth.Role{auth.Shop, auth.Operator, auth.Auditor} {
 		key, err := auth.CreateKey(ctx, db, r, "demo-"+string(r))
 		if err != nil {
-			return err
+			return nil, err
 		}
+		keys[r] = key
 		fmt.Fprintf(w, "  %-8s key: %s\n", r, key)
 		if r == auth.Auditor {
 			fmt.Fprintf(w, "\ntry:\n  curl -s -H 'Authorization: Bearer %s' http://%s/v1/reports/trial-balance\n", key, addr)
 			fmt.Fprintf(w, "  curl -s http://%s/readyz\n\n", addr)
 		}
 	}
-	return nil
+	return keys, nil
 }
