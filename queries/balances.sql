@@ -60,3 +60,10 @@ FROM (SELECT unnest(@account_ids::bigint[]) AS account_id, unnest(@shards::small
              unnest(@deltas::numeric[]) AS delta) v
 WHERE b.account_id = v.account_id AND b.shard = v.shard
 RETURNING b.account_id, b.shard, b.balance;
+
+-- name: BalanceByCode :one
+-- BalanceByCode is one account's cached balance in one currency, by code (zero if never used).
+SELECT coalesce(sum(b.balance), 0)::numeric AS balance
+FROM accounts a
+JOIN account_balances b ON b.account_id = a.id
+WHERE a.code = @code AND a.currency = @currency;

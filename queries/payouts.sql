@@ -110,3 +110,11 @@ FROM withdrawals w
 WHERE w.status = 'paid'
 GROUP BY w.currency
 ORDER BY w.currency;
+
+-- name: PayoutItemsByIDs :many
+SELECT i.id, i.withdrawal_id, i.status, i.reference, i.reason, i.entry_id, i.settled_at,
+       w.member_id, w.currency, w.amount, w.fee, w.destination
+FROM payout_items i
+JOIN withdrawals w ON w.id = i.withdrawal_id
+WHERE i.batch_id = @batch_id AND i.id = ANY(@ids::bigint[])
+ORDER BY i.id;

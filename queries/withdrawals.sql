@@ -1,8 +1,12 @@
--- name: WithdrawalInsert :exec
+-- name: WithdrawalInsert :execrows
+-- WithdrawalInsert names its entry by key: it is sent in the same round trip as the entry's
+-- statement, whose id it cannot know yet.
 INSERT INTO withdrawals (id, member_id, currency, amount, fee, destination, status, program_version,
                          requested_at, request_entry_id)
-VALUES (@id, @member_id, @currency, @amount, @fee, @destination, @status, @program_version,
-        @requested_at, @request_entry_id);
+SELECT @id, @member_id, @currency, @amount, @fee, @destination, @status, @program_version,
+       @requested_at, e.id
+FROM entries e
+WHERE e.idempotency_key = @entry_key::text;
 
 -- name: WithdrawalGet :one
 SELECT id, member_id, currency, amount, fee, destination, status, program_version, requested_at,
@@ -17,15 +21,12 @@ FROM withdrawals
 WHERE id = @id
 FOR UPDATE;
 
--- name: WithdrawalTotals :one
--- WithdrawalTotals counts a member's withdrawals toward its limits: those requested in
--- [month_start, until) that were not rejected, cancelled or failed, and of them those from day_start.
-SELECT (count(*) FILTER (WHERE requested_at >= @day_start))::int AS day_count,
-       coalesce(sum(amount) FILTER (WHERE requested_at >= @day_start), 0)::numeric AS day_amount,
-       coalesce(sum(amount), 0)::numeric AS month_amount
+-- name: WithdrawalRecent :many
+-- WithdrawalRecent lists a member's withdrawals since an instant that count toward its limits (not
+-- rejected, cancelled or failed); the wallet sums those of the program's day and month.
+SELECT requested_at, amount
 FROM withdrawals
-WHERE member_id = @member_id AND currency = @currency
-  AND requested_at >= @month_start AND requested_at < @until
+WHERE member_id = @member_id AND currency = @currency AND requested_at >= @since
   AND status NOT IN ('rejected', 'cancelled', 'failed');
 
 -- name: WithdrawalReview :exec

@@ -33,8 +33,11 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "events" {
 		return benchEventsCmd(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "wallet" {
+		return benchWalletCmd(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "ledger" {
-		return errors.New("usage: rebate bench ledger|events [--duration 20s] [--concurrency 16] [--batch N]")
+		return errors.New("usage: rebate bench ledger|events|wallet [--duration 20s] [--concurrency 16] [--batch N]")
 	}
 	fs := newFlags("bench ledger", stderr)
 	dbURL := databaseFlag(fs)
@@ -144,12 +147,17 @@ func analyze(ctx context.Context, pool *pgxpool.Pool) error {
 
 // createHeldAccounts bulk-creates members' held accounts, as an import of existing members would.
 func createHeldAccounts(ctx context.Context, pool *pgxpool.Pool, n int, member func(int) string, cur money.Currency) error {
+	return createMemberAccounts(ctx, pool, n, member, "held", cur)
+}
+
+// createMemberAccounts creates one bucket's account for n members, in bulk.
+func createMemberAccounts(ctx context.Context, pool *pgxpool.Pool, n int, member func(int) string, bucket string, cur money.Currency) error {
 	q := store.New(pool)
 	const chunk = 10_000
 	for start := 0; start < n; start += chunk {
 		var codes []string
 		for i := start; i < min(start+chunk, n); i++ {
-			codes = append(codes, ledger.MemberAccount(member(i), "held"))
+			codes = append(codes, ledger.MemberAccount(member(i), bucket))
 		}
 		if err := q.AccountInsertMany(ctx, sqlc.AccountInsertManyParams{Codes: codes, Currency: string(cur),
 			Kind: string(ledger.Liability), AllowNegative: false}); err != nil {

@@ -35,7 +35,6 @@ type withdrawalJSON struct {
 	ReviewedAt     *time.Time `json:"reviewed_at,omitempty"`
 	SettledAt      *time.Time `json:"settled_at,omitempty"`
 	ProgramVersion int64      `json:"program_version"`
-	EntryID        int64      `json:"entry_id"`
 }
 
 func principal(c echo.Context) auth.Principal {
@@ -46,7 +45,7 @@ func principal(c echo.Context) auth.Principal {
 func toWithdrawalJSON(c echo.Context, w wallet.Withdrawal) withdrawalJSON {
 	out := withdrawalJSON{ID: w.ID, MemberID: w.MemberID, Amount: w.Amount.String(), Fee: w.Fee.String(), Net: w.Net.String(),
 		Currency: string(w.Amount.Currency()), Status: w.Status, Destination: w.Destination.Masked(), RequestedAt: w.RequestedAt,
-		Reason: w.Reason, ReviewedAt: w.ReviewedAt, SettledAt: w.SettledAt, ProgramVersion: w.ProgramVersion, EntryID: w.EntryID}
+		Reason: w.Reason, ReviewedAt: w.ReviewedAt, SettledAt: w.SettledAt, ProgramVersion: w.ProgramVersion}
 	if principal(c).Role == auth.Operator {
 		out.Destination = w.Destination
 	}

@@ -53,11 +53,29 @@ var ErrConflict = apperr.New(apperr.IdempotencyConflict, "id was used with a dif
 // (a concurrent duplicate waits for this transaction, then replays), runs work, and stores its
 // answer with the claim. If work fails, the caller rolls tx back and the claim goes with it.
 func Do[T any](ctx context.Context, tx pgx.Tx, req Request, work func() (T, error)) (out T, replayed bool, err error) {
+	return DoWith(ctx, tx, req, nil, func(func(T)) (T, error) { return work() })
+}
+
+// DoWith is Do for work on the write path: the claim is sent in one round trip with reads, steps
+// for store.Pipelined that work needs (each should keep its own "no rows" rather than fail); and
+// work may hand its answer to keep before its writes, so that the stored answer travels to the
+// server with them (store.SendAhead) instead of in a round trip of its own.
+func DoWith[T any](ctx context.Context, tx pgx.Tx, req Request, reads []func(q *store.Queries) error,
+	work func(keep func(T)) (T, error)) (out T, replayed bool, err error) {
+	claimed := false
+	steps := append([]func(q *store.Queries) error{func(q *store.Queries) error {
+		_, err := q.IdempotencyClaim(ctx, sqlc.IdempotencyClaimParams{Scope: req.Scope, Key: req.Key, RequestHash: req.Hash})
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil // taken, by a transaction that has committed (the insert waited for it to end)
+		}
+		claimed = err == nil
+		return err
+	}}, reads...)
+	if err := store.Pipelined(ctx, tx, steps...); err != nil {
+		return out, false, fmt.Errorf("claim %s %q: %w", req.Scope, req.Key, err)
+	}
 	q := store.New(tx)
-	_, err = q.IdempotencyClaim(ctx, sqlc.IdempotencyClaimParams{Scope: req.Scope, Key: req.Key, RequestHash: req.Hash})
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		// Taken, by a transaction that has committed (the insert waited for it to end).
+	if !claimed {
 		prev, err := q.IdempotencyGet(ctx, sqlc.IdempotencyGetParams{Scope: req.Scope, Key: req.Key})
 		if err != nil {
 			return out, false, fmt.Errorf("read %s %q: %w", req.Scope, req.Key, err)
@@ -69,22 +87,35 @@ func Do[T any](ctx context.Context, tx pgx.Tx, req Request, work func() (T, erro
 			return out, false, fmt.Errorf("stored answer of %s %q: %w", req.Scope, req.Key, err)
 		}
 		return out, true, nil
-	case err != nil:
-		return out, false, fmt.Errorf("claim %s %q: %w", req.Scope, req.Key, err)
 	}
-	if out, err = work(); err != nil {
+	var kept []byte
+	var keepErr error
+	keep := func(v T) {
+		if kept, keepErr = json.Marshal(v); keepErr != nil {
+			return
+		}
+		// Sent with the next statement work runs (or with the commit), in the same round trip.
+		_ = store.SendAhead(ctx, tx, func(q *store.Queries) error {
+			return q.IdempotencyComplete(ctx, sqlc.IdempotencyCompleteParams{Scope: req.Scope, Key: req.Key, Answer: kept})
+		})
+	}
+	if out, err = work(keep); err != nil {
 		return out, false, err
 	}
-	answer, err := json.Marshal(out)
-	if err != nil {
-		return out, false, fmt.Errorf("encode answer of %s %q: %w", req.Scope, req.Key, err)
+	if keepErr != nil {
+		return out, false, fmt.Errorf("encode answer of %s %q: %w", req.Scope, req.Key, keepErr)
 	}
-	if err := q.IdempotencyComplete(ctx, sqlc.IdempotencyCompleteParams{Scope: req.Scope, Key: req.Key, Answer: answer}); err != nil {
-		return out, false, fmt.Errorf("store answer of %s %q: %w", req.Scope, req.Key, err)
+	if kept == nil {
+		if kept, err = json.Marshal(out); err != nil {
+			return out, false, fmt.Errorf("encode answer of %s %q: %w", req.Scope, req.Key, err)
+		}
+		if err := q.IdempotencyComplete(ctx, sqlc.IdempotencyCompleteParams{Scope: req.Scope, Key: req.Key, Answer: kept}); err != nil {
+			return out, false, fmt.Errorf("store answer of %s %q: %w", req.Scope, req.Key, err)
+		}
 	}
 	// Answer what a replay will answer: the stored bytes decoded, not the value as built.
 	var again T
-	if err := json.Unmarshal(answer, &again); err != nil {
+	if err := json.Unmarshal(kept, &again); err != nil {
 		return out, false, fmt.Errorf("decode answer of %s %q: %w", req.Scope, req.Key, err)
 	}
 	return again, false, nil

@@ -258,3 +258,17 @@ func (l *Ledger) loadEntriesForSealing(ctx context.Context, tx pgx.Tx, cands []s
 	}
 	return out, nil
 }
+
+// BalanceStep is a step for store.Pipelined or store.SendAhead that reads one account's cached
+// balance in one currency into *into (zero if the account was never used), so that a caller can
+// read it in the same round trip as its other reads.
+func BalanceStep(ctx context.Context, code string, cur money.Currency, into *money.Amount) func(q *store.Queries) error {
+	return func(q *store.Queries) error {
+		d, err := q.BalanceByCode(ctx, sqlc.BalanceByCodeParams{Code: code, Currency: string(cur)})
+		if err != nil {
+			return fmt.Errorf("balance of %s: %w", code, err)
+		}
+		*into, err = money.New(d, cur)
+		return err
+	}
+}

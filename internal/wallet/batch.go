@@ -202,25 +202,35 @@ func (w *Wallet) batch(ctx context.Context, db store.DBTX, id string) (*Batch, e
 	if err != nil {
 		return nil, err
 	}
-	for _, it := range items {
-		i := Item{ID: it.ID, WithdrawalID: it.WithdrawalID, MemberID: it.MemberID, Status: it.Status,
-			Reference: it.Reference, Reason: it.Reason, SettledAt: it.SettledAt}
-		if it.EntryID != nil {
-			i.EntryID = *it.EntryID
-		}
-		if i.Amount, err = money.New(it.Amount, c); err != nil {
+	for _, row := range items {
+		it, err := itemFromRow(row)
+		if err != nil {
 			return nil, err
 		}
-		if i.Fee, err = money.New(it.Fee, c); err != nil {
-			return nil, err
-		}
-		i.Net, _ = i.Amount.Sub(i.Fee)
-		if err := json.Unmarshal(it.Destination, &i.Destination); err != nil {
-			return nil, fmt.Errorf("item %d destination: %w", it.ID, err)
-		}
-		b.Items = append(b.Items, i)
+		b.Items = append(b.Items, it)
 	}
 	return b, nil
+}
+
+func itemFromRow(it sqlc.PayoutItemsByBatchRow) (Item, error) {
+	c := money.Currency(it.Currency)
+	i := Item{ID: it.ID, WithdrawalID: it.WithdrawalID, MemberID: it.MemberID, Status: it.Status,
+		Reference: it.Reference, Reason: it.Reason, SettledAt: it.SettledAt}
+	if it.EntryID != nil {
+		i.EntryID = *it.EntryID
+	}
+	var err error
+	if i.Amount, err = money.New(it.Amount, c); err != nil {
+		return Item{}, err
+	}
+	if i.Fee, err = money.New(it.Fee, c); err != nil {
+		return Item{}, err
+	}
+	i.Net, _ = i.Amount.Sub(i.Fee)
+	if err := json.Unmarshal(it.Destination, &i.Destination); err != nil {
+		return Item{}, fmt.Errorf("item %d destination: %w", it.ID, err)
+	}
+	return i, nil
 }
 
 // Submit hands an open batch to the provider and records that it did; a batch already submitted

@@ -74,9 +74,11 @@ func (w *Wallet) ApplyResults(ctx context.Context, batchID string, results []Ite
 
 func (w *Wallet) applyResults(ctx context.Context, tx pgx.Tx, batchID string, results []ItemResult) ([]ItemOutcome, error) {
 	q := store.New(tx)
-	// The batch row serialises result calls of one batch; items and withdrawals are locked next,
-	// then the balance rows by the entries, always in that order.
-	batch, err := q.PayoutBatchLock(ctx, batchID)
+	// Items and withdrawals are locked first, then balance rows by the entries, then the batch row
+	// for the completion check. The batch row is locked last and only for that check, so result
+	// calls for different items of one batch run side by side; the check is a statement of its own
+	// after the lock, so it sees every call that committed before this one got the lock.
+	batch, err := q.PayoutBatchGet(ctx, batchID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, apperr.New(apperr.NotFound, "no payout batch %q", batchID)
 	}
@@ -178,17 +180,24 @@ func (w *Wallet) applyResults(ctx context.Context, tx pgx.Tx, batchID string, re
 		if err := q.PayoutItemsSettle(ctx, settle); err != nil {
 			return nil, fmt.Errorf("record results of %s: %w", batchID, err)
 		}
+		if _, err := q.PayoutBatchLock(ctx, batchID); err != nil {
+			return nil, fmt.Errorf("lock %s: %w", batchID, err)
+		}
 		if err := q.PayoutBatchComplete(ctx, sqlc.PayoutBatchCompleteParams{BatchID: batchID, Now: &now}); err != nil {
 			return nil, fmt.Errorf("complete %s: %w", batchID, err)
 		}
 	}
 	// Answer every accepted or replayed result with its item as it now stands.
-	b, err := w.batch(ctx, tx, batchID)
+	answered, err := q.PayoutItemsByIDs(ctx, sqlc.PayoutItemsByIDsParams{BatchID: batchID, Ids: ids})
 	if err != nil {
 		return nil, err
 	}
-	byID := make(map[int64]Item, len(b.Items))
-	for _, it := range b.Items {
+	byID := make(map[int64]Item, len(answered))
+	for _, r := range answered {
+		it, err := itemFromRow(sqlc.PayoutItemsByBatchRow(r))
+		if err != nil {
+			return nil, err
+		}
 		byID[it.ID] = it
 	}
 	for i, r := range results {

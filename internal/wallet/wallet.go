@@ -115,7 +115,8 @@ func text(field, s string, minLen, maxLen int) error {
 }
 
 // Withdrawal is a withdrawal as stored; its JSON form is what the idempotency record keeps, so a
-// replayed create answers the original bytes.
+// replayed create answers the original bytes. EntryID (the request's entry, journal key
+// "withdrawal:{id}") is read from the row and not part of the JSON form.
 type Withdrawal struct {
 	ID             string
 	MemberID       string
@@ -147,7 +148,6 @@ type withdrawalJSON struct {
 	ReviewedAt     *time.Time  `json:"reviewed_at"`
 	SettledAt      *time.Time  `json:"settled_at"`
 	ProgramVersion int64       `json:"program_version"`
-	EntryID        int64       `json:"entry_id"`
 }
 
 // MarshalJSON is the stored form (amounts as strings in their currency).
@@ -155,7 +155,7 @@ func (w Withdrawal) MarshalJSON() ([]byte, error) {
 	return json.Marshal(withdrawalJSON{ID: w.ID, MemberID: w.MemberID, Amount: w.Amount.String(), Fee: w.Fee.String(),
 		Currency: string(w.Amount.Currency()), Status: w.Status, Destination: w.Destination, RequestedAt: w.RequestedAt,
 		BatchID: w.BatchID, Reason: w.Reason, ReviewedAt: w.ReviewedAt, SettledAt: w.SettledAt,
-		ProgramVersion: w.ProgramVersion, EntryID: w.EntryID})
+		ProgramVersion: w.ProgramVersion})
 }
 
 // UnmarshalJSON reads the stored form back.
@@ -179,7 +179,7 @@ func (w *Withdrawal) UnmarshalJSON(b []byte) error {
 	}
 	*w = Withdrawal{ID: j.ID, MemberID: j.MemberID, Amount: amount, Fee: fee, Net: net, Status: j.Status,
 		Destination: j.Destination, RequestedAt: j.RequestedAt, BatchID: j.BatchID, Reason: j.Reason,
-		ReviewedAt: j.ReviewedAt, SettledAt: j.SettledAt, ProgramVersion: j.ProgramVersion, EntryID: j.EntryID}
+		ReviewedAt: j.ReviewedAt, SettledAt: j.SettledAt, ProgramVersion: j.ProgramVersion}
 	return nil
 }
 

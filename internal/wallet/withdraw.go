@@ -68,13 +68,60 @@ func (w *Wallet) Request(ctx context.Context, r WithdrawalRequest) (Withdrawal, 
 	var out Withdrawal
 	var replayed bool
 	err = w.ledger.Transact(ctx, func(tx pgx.Tx) error {
+		rd := &requestReads{}
 		var err error
-		out, replayed, err = idem.Do(ctx, tx, req, func() (Withdrawal, error) {
-			return w.request(ctx, tx, r, amount, now)
+		out, replayed, err = idem.DoWith(ctx, tx, req, rd.steps(ctx, r, now), func(keep func(Withdrawal)) (Withdrawal, error) {
+			return w.request(ctx, tx, r, amount, now, rd, keep)
 		})
 		return err
 	})
 	return out, replayed, err
+}
+
+// requestReads is everything a withdrawal's checks read, in one round trip with its claim: the
+// member's row (locked first, so the rest is read under the lock), the program in force, the
+// available balance in the requested currency, and the member's withdrawals of the last 33 days
+// (any month of any time zone starts within them) that count toward its limits.
+type requestReads struct {
+	memberFound bool
+	program     sqlc.ProgramAtRow
+	programErr  error
+	available   money.Amount
+	recent      []sqlc.WithdrawalRecentRow
+}
+
+func (rd *requestReads) steps(ctx context.Context, r WithdrawalRequest, now time.Time) []func(q *store.Queries) error {
+	cur := money.Currency(r.Currency)
+	steps := []func(q *store.Queries) error{
+		// Generic plans for the whole transaction, as on the journal's write path: every query here
+		// is a key lookup, and planning each afresh cost more than running it.
+		func(q *store.Queries) error { return q.SessionGenericPlans(ctx) },
+		func(q *store.Queries) error {
+			_, err := q.MemberLock(ctx, r.MemberID)
+			rd.memberFound = err == nil
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
+			}
+			return err
+		},
+		func(q *store.Queries) error {
+			rd.program, rd.programErr = q.ProgramAt(ctx, now)
+			if errors.Is(rd.programErr, pgx.ErrNoRows) {
+				return nil
+			}
+			return rd.programErr
+		},
+		func(q *store.Queries) (err error) {
+			rd.recent, err = q.WithdrawalRecent(ctx, sqlc.WithdrawalRecentParams{MemberID: r.MemberID, Currency: r.Currency,
+				Since: now.Add(-33 * 24 * time.Hour)})
+			return err
+		},
+	}
+	if cur.Valid() {
+		// (An unknown currency is refused as unsupported before the balance matters.)
+		steps = append(steps, ledger.BalanceStep(ctx, ledger.MemberAccount(r.MemberID, "available"), cur, &rd.available))
+	}
+	return steps
 }
 
 // validate checks the request's shape; an unknown currency is left for the program's check.
@@ -106,14 +153,15 @@ func (r WithdrawalRequest) validate() (money.Amount, error) {
 	return a, nil
 }
 
-func (w *Wallet) request(ctx context.Context, tx pgx.Tx, r WithdrawalRequest, amount money.Amount, now time.Time) (Withdrawal, error) {
-	q := store.New(tx)
-	if _, err := q.MemberLock(ctx, r.MemberID); errors.Is(err, pgx.ErrNoRows) {
+func (w *Wallet) request(ctx context.Context, tx pgx.Tx, r WithdrawalRequest, amount money.Amount, now time.Time,
+	rd *requestReads, keep func(Withdrawal)) (Withdrawal, error) {
+	if !rd.memberFound {
 		return Withdrawal{}, apperr.New(apperr.NotFound, "no member %q", r.MemberID)
-	} else if err != nil {
-		return Withdrawal{}, err
 	}
-	p, err := program.At(ctx, tx, now)
+	if rd.programErr != nil {
+		return Withdrawal{}, apperr.New(apperr.Validation, "no program is in force at %s", now.Format(time.RFC3339))
+	}
+	p, err := program.FromStored(rd.program.Version, rd.program.EffectiveAt, rd.program.Rules)
 	if err != nil {
 		return Withdrawal{}, err
 	}
@@ -122,10 +170,7 @@ func (w *Wallet) request(ctx context.Context, tx pgx.Tx, r WithdrawalRequest, am
 	if money.Currency(r.Currency) != cur {
 		return Withdrawal{}, apperr.New(apperr.UnsupportedCurrency, "the program pays out in %s, not %q", cur, r.Currency)
 	}
-	available, err := w.ledger.BalanceIn(ctx, tx, ledger.MemberAccount(r.MemberID, "available"), cur)
-	if err != nil {
-		return Withdrawal{}, err
-	}
+	available := rd.available
 	if available.IsNegative() {
 		return Withdrawal{}, apperr.New(apperr.OutstandingDebt, "the member owes %s %s from clawbacks; withdrawals wait until releases repay it", available.Neg(), cur)
 	}
@@ -140,12 +185,21 @@ func (w *Wallet) request(ctx context.Context, tx pgx.Tx, r WithdrawalRequest, am
 		return Withdrawal{}, apperr.New(apperr.AboveMaximum, "the largest withdrawal is %s %s", rules.Max, cur)
 	}
 	dayStart, monthStart, until := Windows(now, p.Rules.Location)
-	t, err := q.WithdrawalTotals(ctx, sqlc.WithdrawalTotalsParams{MemberID: r.MemberID, Currency: string(cur),
-		DayStart: dayStart, MonthStart: monthStart, Until: until})
-	if err != nil {
-		return Withdrawal{}, err
+	var t struct {
+		DayCount              int
+		DayAmount, MonthAmount decimal.Decimal
 	}
-	if rules.DailyCount > 0 && int(t.DayCount) >= rules.DailyCount {
+	for _, x := range rd.recent {
+		if x.RequestedAt.Before(monthStart) || !x.RequestedAt.Before(until) {
+			continue
+		}
+		t.MonthAmount = t.MonthAmount.Add(x.Amount)
+		if !x.RequestedAt.Before(dayStart) {
+			t.DayCount++
+			t.DayAmount = t.DayAmount.Add(x.Amount)
+		}
+	}
+	if rules.DailyCount > 0 && t.DayCount >= rules.DailyCount {
 		return Withdrawal{}, &apperr.Error{Code: apperr.LimitExceeded, Limit: "daily_count", Remaining: "0",
 			Detail: fmt.Sprintf("at most %d withdrawals a day (%s, %s); none left today", rules.DailyCount, dayStart.Format("2006-01-02"), p.Rules.Location)}
 	}
@@ -172,24 +226,31 @@ func (w *Wallet) request(ctx context.Context, tx pgx.Tx, r WithdrawalRequest, am
 	if amount.Cmp(rules.ReviewAbove) > 0 {
 		status = PendingReview
 	}
-	entry, err := w.ledger.Post(ctx, tx, ledger.EntryRequest{Key: "withdrawal:" + r.ID, Kind: "withdrawal", OccurredAt: now,
+	net, _ := amount.Sub(fee)
+	out := Withdrawal{ID: r.ID, MemberID: r.MemberID, Amount: amount, Fee: fee, Net: net, Status: status,
+		Destination: r.Destination, RequestedAt: now, ProgramVersion: p.Version}
+	// One round trip: the stored answer, the entry, and the withdrawal row (which finds its entry by key).
+	keep(out)
+	key := "withdrawal:" + r.ID
+	dest, _ := json.Marshal(r.Destination)
+	_, err = w.ledger.PostManyWith(ctx, tx, []ledger.EntryRequest{{Key: key, Kind: "withdrawal", OccurredAt: now,
 		Metadata: map[string]any{"member_id": r.MemberID, "withdrawal_id": r.ID, "fee": fee.String()},
 		Postings: []ledger.PostingRequest{
 			{Account: ledger.MemberAccount(r.MemberID, "available"), Side: ledger.Debit, Amount: amount},
 			{Account: ledger.MemberAccount(r.MemberID, "withdrawing"), Side: ledger.Credit, Amount: amount},
-		}})
+		}}}, func() error {
+		n, err := store.New(tx).WithdrawalInsert(ctx, sqlc.WithdrawalInsertParams{ID: r.ID, MemberID: r.MemberID, Currency: string(cur),
+			Amount: amount.Decimal(), Fee: fee.Decimal(), Destination: dest, Status: status, ProgramVersion: p.Version,
+			RequestedAt: now, EntryKey: key})
+		if err == nil && n != 1 {
+			err = fmt.Errorf("withdrawal %s: its entry %s was not found", r.ID, key)
+		}
+		return err
+	})
 	if err != nil {
-		return Withdrawal{}, err
+		return Withdrawal{}, fmt.Errorf("write withdrawal %s: %w", r.ID, err)
 	}
-	dest, _ := json.Marshal(r.Destination)
-	if err := q.WithdrawalInsert(ctx, sqlc.WithdrawalInsertParams{ID: r.ID, MemberID: r.MemberID, Currency: string(cur),
-		Amount: amount.Decimal(), Fee: fee.Decimal(), Destination: dest, Status: status, ProgramVersion: p.Version,
-		RequestedAt: now, RequestEntryID: entry.ID}); err != nil {
-		return Withdrawal{}, fmt.Errorf("insert withdrawal: %w", store.InterpretError(err))
-	}
-	net, _ := amount.Sub(fee)
-	return Withdrawal{ID: r.ID, MemberID: r.MemberID, Amount: amount, Fee: fee, Net: net, Status: status,
-		Destination: r.Destination, RequestedAt: now, ProgramVersion: p.Version, EntryID: entry.ID}, nil
+	return out, nil
 }
 
 // encodeCursor and decodeCursor make the opaque list cursor: the last row's (requested_at, id).

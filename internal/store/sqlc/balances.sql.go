@@ -72,6 +72,26 @@ func (q *Queries) BalanceAsOf(ctx context.Context, arg BalanceAsOfParams) (decim
 	return debit_minus_credit, err
 }
 
+const balanceByCode = `-- name: BalanceByCode :one
+SELECT coalesce(sum(b.balance), 0)::numeric AS balance
+FROM accounts a
+JOIN account_balances b ON b.account_id = a.id
+WHERE a.code = $1 AND a.currency = $2
+`
+
+type BalanceByCodeParams struct {
+	Code     string
+	Currency string
+}
+
+// BalanceByCode is one account's cached balance in one currency, by code (zero if never used).
+func (q *Queries) BalanceByCode(ctx context.Context, arg BalanceByCodeParams) (decimal.Decimal, error) {
+	row := q.db.QueryRow(ctx, balanceByCode, arg.Code, arg.Currency)
+	var balance decimal.Decimal
+	err := row.Scan(&balance)
+	return balance, err
+}
+
 const balanceCurrent = `-- name: BalanceCurrent :one
 SELECT coalesce(sum(balance), 0)::numeric AS balance
 FROM account_balances

@@ -270,6 +270,68 @@ func (q *Queries) PayoutItemsByBatch(ctx context.Context, batchID string) ([]Pay
 	return items, nil
 }
 
+const payoutItemsByIDs = `-- name: PayoutItemsByIDs :many
+SELECT i.id, i.withdrawal_id, i.status, i.reference, i.reason, i.entry_id, i.settled_at,
+       w.member_id, w.currency, w.amount, w.fee, w.destination
+FROM payout_items i
+JOIN withdrawals w ON w.id = i.withdrawal_id
+WHERE i.batch_id = $1 AND i.id = ANY($2::bigint[])
+ORDER BY i.id
+`
+
+type PayoutItemsByIDsParams struct {
+	BatchID string
+	Ids     []int64
+}
+
+type PayoutItemsByIDsRow struct {
+	ID           int64
+	WithdrawalID string
+	Status       string
+	Reference    string
+	Reason       string
+	EntryID      *int64
+	SettledAt    *time.Time
+	MemberID     string
+	Currency     string
+	Amount       decimal.Decimal
+	Fee          decimal.Decimal
+	Destination  []byte
+}
+
+func (q *Queries) PayoutItemsByIDs(ctx context.Context, arg PayoutItemsByIDsParams) ([]PayoutItemsByIDsRow, error) {
+	rows, err := q.db.Query(ctx, payoutItemsByIDs, arg.BatchID, arg.Ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []PayoutItemsByIDsRow{}
+	for rows.Next() {
+		var i PayoutItemsByIDsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.WithdrawalID,
+			&i.Status,
+			&i.Reference,
+			&i.Reason,
+			&i.EntryID,
+			&i.SettledAt,
+			&i.MemberID,
+			&i.Currency,
+			&i.Amount,
+			&i.Fee,
+			&i.Destination,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const payoutItemsInsert = `-- name: PayoutItemsInsert :exec
 WITH items AS (
   INSERT INTO payout_items (batch_id, withdrawal_id)

@@ -78,11 +78,13 @@ func (q *Queries) WithdrawalInFlightTotals(ctx context.Context) ([]WithdrawalInF
 	return items, nil
 }
 
-const withdrawalInsert = `-- name: WithdrawalInsert :exec
+const withdrawalInsert = `-- name: WithdrawalInsert :execrows
 INSERT INTO withdrawals (id, member_id, currency, amount, fee, destination, status, program_version,
                          requested_at, request_entry_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
-        $9, $10)
+SELECT $1, $2, $3, $4, $5, $6, $7, $8,
+       $9, e.id
+FROM entries e
+WHERE e.idempotency_key = $10::text
 `
 
 type WithdrawalInsertParams struct {
@@ -95,11 +97,13 @@ type WithdrawalInsertParams struct {
 	Status         string
 	ProgramVersion int64
 	RequestedAt    time.Time
-	RequestEntryID int64
+	EntryKey       string
 }
 
-func (q *Queries) WithdrawalInsert(ctx context.Context, arg WithdrawalInsertParams) error {
-	_, err := q.db.Exec(ctx, withdrawalInsert,
+// WithdrawalInsert names its entry by key: it is sent in the same round trip as the entry's
+// statement, whose id it cannot know yet.
+func (q *Queries) WithdrawalInsert(ctx context.Context, arg WithdrawalInsertParams) (int64, error) {
+	result, err := q.db.Exec(ctx, withdrawalInsert,
 		arg.ID,
 		arg.MemberID,
 		arg.Currency,
@@ -109,9 +113,12 @@ func (q *Queries) WithdrawalInsert(ctx context.Context, arg WithdrawalInsertPara
 		arg.Status,
 		arg.ProgramVersion,
 		arg.RequestedAt,
-		arg.RequestEntryID,
+		arg.EntryKey,
 	)
-	return err
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const withdrawalListByMember = `-- name: WithdrawalListByMember :many
@@ -295,6 +302,46 @@ func (q *Queries) WithdrawalPaidByMember(ctx context.Context, memberID string) (
 	return items, nil
 }
 
+const withdrawalRecent = `-- name: WithdrawalRecent :many
+SELECT requested_at, amount
+FROM withdrawals
+WHERE member_id = $1 AND currency = $2 AND requested_at >= $3
+  AND status NOT IN ('rejected', 'cancelled', 'failed')
+`
+
+type WithdrawalRecentParams struct {
+	MemberID string
+	Currency string
+	Since    time.Time
+}
+
+type WithdrawalRecentRow struct {
+	RequestedAt time.Time
+	Amount      decimal.Decimal
+}
+
+// WithdrawalRecent lists a member's withdrawals since an instant that count toward its limits (not
+// rejected, cancelled or failed); the wallet sums those of the program's day and month.
+func (q *Queries) WithdrawalRecent(ctx context.Context, arg WithdrawalRecentParams) ([]WithdrawalRecentRow, error) {
+	rows, err := q.db.Query(ctx, withdrawalRecent, arg.MemberID, arg.Currency, arg.Since)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []WithdrawalRecentRow{}
+	for rows.Next() {
+		var i WithdrawalRecentRow
+		if err := rows.Scan(&i.RequestedAt, &i.Amount); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const withdrawalReview = `-- name: WithdrawalReview :exec
 UPDATE withdrawals SET status = 'approved', reason = $1, reviewed_at = $2
 WHERE id = $3 AND status = 'pending_review'
@@ -336,43 +383,4 @@ func (q *Queries) WithdrawalSettle(ctx context.Context, arg WithdrawalSettlePara
 		arg.ID,
 	)
 	return err
-}
-
-const withdrawalTotals = `-- name: WithdrawalTotals :one
-SELECT (count(*) FILTER (WHERE requested_at >= $1))::int AS day_count,
-       coalesce(sum(amount) FILTER (WHERE requested_at >= $1), 0)::numeric AS day_amount,
-       coalesce(sum(amount), 0)::numeric AS month_amount
-FROM withdrawals
-WHERE member_id = $2 AND currency = $3
-  AND requested_at >= $4 AND requested_at < $5
-  AND status NOT IN ('rejected', 'cancelled', 'failed')
-`
-
-type WithdrawalTotalsParams struct {
-	DayStart   time.Time
-	MemberID   string
-	Currency   string
-	MonthStart time.Time
-	Until      time.Time
-}
-
-type WithdrawalTotalsRow struct {
-	DayCount    int32
-	DayAmount   decimal.Decimal
-	MonthAmount decimal.Decimal
-}
-
-// WithdrawalTotals counts a member's withdrawals toward its limits: those requested in
-// [month_start, until) that were not rejected, cancelled or failed, and of them those from day_start.
-func (q *Queries) WithdrawalTotals(ctx context.Context, arg WithdrawalTotalsParams) (WithdrawalTotalsRow, error) {
-	row := q.db.QueryRow(ctx, withdrawalTotals,
-		arg.DayStart,
-		arg.MemberID,
-		arg.Currency,
-		arg.MonthStart,
-		arg.Until,
-	)
-	var i WithdrawalTotalsRow
-	err := row.Scan(&i.DayCount, &i.DayAmount, &i.MonthAmount)
-	return i, err
 }
