@@ -197,7 +197,6 @@ func TestWithdrawalLimitsAtTheirBoundaries(t *testing.T) {
 	b.requireSound(t)
 }
 
-
 func TestWithdrawalReviewRejectAndCancel(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

@@ -186,7 +186,7 @@ func (w *Wallet) request(ctx context.Context, tx pgx.Tx, r WithdrawalRequest, am
 	}
 	dayStart, monthStart, until := Windows(now, p.Rules.Location)
 	var t struct {
-		DayCount              int
+		DayCount               int
 		DayAmount, MonthAmount decimal.Decimal
 	}
 	for _, x := range rd.recent {
