@@ -44,8 +44,8 @@ CREATE TABLE withdrawals (
   id               text        PRIMARY KEY CHECK (length(id) BETWEEN 1 AND 200),
   member_id        text        NOT NULL REFERENCES members (id),
   currency         text        NOT NULL CHECK (currency IN ('CNY', 'USD', 'EUR', 'JPY')),
-  amount           numeric     NOT NULL CHECK (amount > 0 AND amount = round(amount, currency_scale(currency))),
-  fee              numeric     NOT NULL CHECK (fee >= 0 AND fee < amount AND fee = round(fee, currency_scale(currency))),
+  amount           numeric     NOT NULL,
+  fee              numeric     NOT NULL,
   destination      jsonb       NOT NULL CHECK (jsonb_typeof(destination) = 'object'),
   status           text        NOT NULL CHECK (status IN ('pending_review', 'approved', 'rejected', 'cancelled', 'paid', 'failed')),
   program_version  bigint      NOT NULL,
@@ -56,9 +56,11 @@ CREATE TABLE withdrawals (
   reviewed_at      timestamptz,
   settled_at       timestamptz,
   settle_entry_id  bigint,
-  CHECK (batch_id IS NULL OR status IN ('approved', 'paid', 'failed')),
-  CHECK ((status IN ('paid', 'failed')) <= (batch_id IS NOT NULL)),
-  CHECK ((status IN ('rejected', 'cancelled', 'paid', 'failed')) = (settle_entry_id IS NOT NULL))
+  CONSTRAINT withdrawals_amount_exact CHECK (amount > 0 AND amount = round(amount, currency_scale(currency))),
+  CONSTRAINT withdrawals_fee_below_amount CHECK (fee >= 0 AND fee < amount AND fee = round(fee, currency_scale(currency))),
+  CONSTRAINT withdrawals_batched_when_approved CHECK (batch_id IS NULL OR status IN ('approved', 'paid', 'failed')),
+  CONSTRAINT withdrawals_paid_from_a_batch CHECK ((status IN ('paid', 'failed')) <= (batch_id IS NOT NULL)),
+  CONSTRAINT withdrawals_settled_by_an_entry CHECK ((status IN ('rejected', 'cancelled', 'paid', 'failed')) = (settle_entry_id IS NOT NULL))
 );
 -- A member's withdrawals by currency and time: the limits' read (equality on member and currency, a
 -- range of time) has no other index to choose, whatever the table's statistics say when a generic
