@@ -29,3 +29,11 @@ WHERE p.version IN (SELECT (SELECT q.version FROM programs q WHERE q.effective_a
                              ORDER BY q.effective_at DESC, q.version DESC LIMIT 1)
                     FROM unnest(@ats::timestamptz[]) AS t(at))
 ORDER BY p.effective_at DESC, p.version DESC;
+
+-- name: ProgramInsertNotBefore :one
+-- ProgramInsertNotBefore stores a version unless one already takes effect later: a new version may
+-- not change the rules for a past that a later version already governs.
+INSERT INTO programs (effective_at, rules)
+SELECT @effective_at, @rules
+WHERE NOT EXISTS (SELECT 1 FROM programs p WHERE p.effective_at > @effective_at)
+RETURNING version, effective_at, rules, created_at;

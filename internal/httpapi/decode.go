@@ -7,6 +7,8 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/rebate-ledger/rebate/internal/apperr"
 )
 
 // readBody reads the request body (already capped by the body limit middleware).
@@ -27,15 +29,24 @@ func decodeStrict(c echo.Context, v any) error {
 	return decodeBytes(b, v)
 }
 
-// decodeBytes decodes one JSON object strictly.
+// decodeBytes decodes one JSON object strictly. A string holding NUL (\u0000) is refused here, for
+// every body at once: PostgreSQL's text cannot store it.
 func decodeBytes(b []byte, v any) error {
+	if hasNUL(b) {
+		return validation("strings must not contain the NUL character (\\u0000)")
+	}
+	return decodeAny(b, v)
+}
+
+// decodeAny is decodeBytes without the NUL check, for a batch whose items are checked one by one.
+func decodeAny(b []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return validation("malformed JSON body: " + err.Error())
+		return apperr.FromJSON("the body", err)
 	}
 	if dec.More() {
-		return validation("malformed JSON body: trailing data after the object")
+		return validation("the body has data after its JSON object")
 	}
 	return nil
 }
@@ -55,4 +66,24 @@ func decodeOptional(c echo.Context, v any) error {
 		return err
 	}
 	return decodeBytes(b, v)
+}
+
+// hasNUL reports whether JSON text holds the escape \u0000 (an escaped backslash before "u0000" is
+// text, not the escape).
+func hasNUL(b []byte) bool {
+	for i := 0; ; {
+		j := bytes.Index(b[i:], []byte(`u0000`))
+		if j < 0 {
+			return false
+		}
+		at := i + j
+		n := 0
+		for k := at - 1; k >= 0 && b[k] == '\\'; k-- {
+			n++
+		}
+		if n%2 == 1 {
+			return true
+		}
+		i = at + 1
+	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/rebate-ledger/rebate/internal/apperr"
 	"github.com/rebate-ledger/rebate/internal/rebate"
 )
 
@@ -66,7 +67,12 @@ func (s *server) postEventBatch(c echo.Context) error {
 	var req struct {
 		Events []json.RawMessage `json:"events"`
 	}
-	if err := decodeStrict(c, &req); err != nil {
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	// Each event is checked on its own (decodeEvent): one bad event does not refuse its batch.
+	if err := decodeAny(body, &req); err != nil {
 		return err
 	}
 	if len(req.Events) == 0 || len(req.Events) > MaxBatch {
@@ -101,11 +107,14 @@ func (s *server) postEventBatch(c echo.Context) error {
 
 // decodeEvent reads one event of a batch strictly.
 func decodeEvent(raw json.RawMessage) (rebate.Event, error) {
+	if hasNUL(raw) {
+		return rebate.Event{}, validation("strings must not contain the NUL character (\\u0000)")
+	}
 	var req eventRequest
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return rebate.Event{}, validation("malformed event: " + err.Error())
+		return rebate.Event{}, apperr.FromJSON("the event", err)
 	}
 	return toEvent(req)
 }

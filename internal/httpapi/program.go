@@ -29,7 +29,8 @@ func (s *server) getProgram(c echo.Context) error {
 
 // putProgram stores a new version, effective from ?effective_at= (RFC 3339) or now.
 func (s *server) putProgram(c echo.Context) error {
-	at := s.cfg.Clock.Now()
+	now := s.cfg.Clock.Now()
+	at := now
 	if raw := c.QueryParam("effective_at"); raw != "" {
 		t, err := time.Parse(time.RFC3339Nano, raw)
 		if err != nil {
@@ -41,7 +42,7 @@ func (s *server) putProgram(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := program.Put(c.Request().Context(), s.cfg.Pool, body, at)
+	p, err := program.Put(c.Request().Context(), s.cfg.Pool, body, at, now.Add(-program.MaxSkew))
 	if err != nil {
 		return err
 	}

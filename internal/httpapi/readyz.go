@@ -24,13 +24,16 @@ func (s *server) readyz(c echo.Context) error {
 	r := readiness{Status: "ready", Checks: map[string]string{}}
 	fail := func(name, why string) { r.Status = "not_ready"; r.Checks[name] = why }
 	if err := s.cfg.Pool.Ping(ctx); err != nil {
-		fail("database", err.Error())
+		// Anyone may call this: the error (host, user, database) goes to the log only.
+		s.cfg.Logger.Warn("readyz: database unreachable", "err", err)
+		fail("database", "database unreachable")
 	} else {
 		r.Checks["database"] = "ok"
 		pending, err := store.Pending(ctx, s.cfg.Pool)
 		switch {
 		case err != nil:
-			fail("migrations", err.Error())
+			s.cfg.Logger.Warn("readyz: migrations unreadable", "err", err)
+			fail("migrations", "cannot read the applied migrations")
 		case len(pending) > 0:
 			fail("migrations", "pending: "+strings.Join(pending, ", "))
 		default:

@@ -8,8 +8,10 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
@@ -69,6 +71,7 @@ func New(cfg Config) *echo.Echo {
 	e.Use(s.observe)
 	e.Use(middleware.Recover())
 	e.Use(middleware.BodyLimit(cfg.BodyLimit))
+	e.Use(cleanParams)
 	e.Use(middleware.ContextTimeoutWithConfig(middleware.ContextTimeoutConfig{Timeout: cfg.RequestTimeout}))
 
 	e.GET("/healthz", s.healthz)
@@ -156,18 +159,64 @@ func (s *server) handleError(err error, c echo.Context) {
 
 type principalKey struct{}
 
-// authenticate resolves the bearer key; a missing or unknown key is 401.
+// cleanParams makes path parameters what the client meant and refuses what no id can hold. Echo
+// matches on the escaped path when it differs from the decoded one (an id with "/", "+" or ":"
+// sent as encodeURIComponent sends it) and then leaves the parameters escaped: they are unescaped
+// here, once. A NUL character or invalid UTF-8 in a parameter or the query is a 400, never a
+// database error.
+func cleanParams(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		values := c.ParamValues()
+		if c.Request().URL.RawPath != "" {
+			clean := make([]string, len(values))
+			for i, v := range values {
+				u, err := url.PathUnescape(v)
+				if err != nil {
+					return validation("the path is not correctly escaped")
+				}
+				clean[i] = u
+			}
+			c.SetParamValues(clean...)
+			values = clean
+		}
+		for _, v := range values {
+			if !cleanText(v) {
+				return validation("path segments must be UTF-8 text without NUL characters")
+			}
+		}
+		for name, vs := range c.QueryParams() {
+			for _, v := range vs {
+				if !cleanText(name) || !cleanText(v) {
+					return validation("query parameters must be UTF-8 text without NUL characters")
+				}
+			}
+		}
+		return next(c)
+	}
+}
+
+func cleanText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
+
+// unauthorized is a 401 with the challenge RFC 9110 asks for.
+func unauthorized(c echo.Context, detail string) error {
+	c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="rebate"`)
+	return &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Detail: detail}
+}
+
+// authenticate resolves the bearer key; a missing or unknown key is 401. The scheme's name is
+// case-insensitive (RFC 9110 §11.1).
 func (s *server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		h := c.Request().Header.Get(echo.HeaderAuthorization)
-		key, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok || key == "" {
-			return &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Detail: "send Authorization: Bearer <key>"}
+		scheme, key, ok := strings.Cut(strings.TrimSpace(h), " ")
+		key = strings.TrimSpace(key)
+		if !ok || !strings.EqualFold(scheme, "Bearer") || key == "" {
+			return unauthorized(c, "send Authorization: Bearer <key>")
 		}
 		p, err := s.keys.Lookup(c.Request().Context(), s.cfg.Pool, key)
 		if err != nil {
 			if err == auth.ErrUnknownKey {
-				return &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Detail: err.Error()}
+				return unauthorized(c, err.Error())
 			}
 			return err
 		}

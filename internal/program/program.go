@@ -23,6 +23,10 @@ import (
 	"github.com/rebate-ledger/rebate/internal/store/sqlc"
 )
 
+// MaxSkew is how far before the server's now a new version's effective_at may be (a client's
+// "now" arrives a little late).
+const MaxSkew = time.Minute
+
 // MaxLevels is the hard ceiling of earning levels (PRODUCT.md §4).
 const MaxLevels = 3
 
@@ -326,14 +330,25 @@ func At(ctx context.Context, db store.DBTX, at time.Time) (Program, error) {
 	return FromStored(row.Version, row.EffectiveAt, row.Rules)
 }
 
-// Put validates and stores a new version effective from effectiveAt.
-func Put(ctx context.Context, db store.DBTX, body []byte, effectiveAt time.Time) (Program, error) {
+// Put validates and stores a new version effective from effectiveAt. Back-dating is refused: a
+// version may not take effect before notBefore (the API passes now less MaxSkew; zero for none),
+// nor before the newest version already stored, because events of that past may have been applied
+// under the rules then in force, and late events of it would be computed under different ones.
+func Put(ctx context.Context, db store.DBTX, body []byte, effectiveAt, notBefore time.Time) (Program, error) {
 	j, r, err := ParseRules(body)
 	if err != nil {
 		return Program{}, err
 	}
+	if !notBefore.IsZero() && effectiveAt.Before(notBefore) {
+		return Program{}, apperr.New(apperr.Validation, "effective_at %s is in the past: a new version takes effect now or later",
+			effectiveAt.UTC().Format(time.RFC3339))
+	}
 	canonical, _ := json.Marshal(j)
-	row, err := store.New(db).ProgramInsert(ctx, sqlc.ProgramInsertParams{EffectiveAt: effectiveAt, Rules: canonical})
+	row, err := store.New(db).ProgramInsertNotBefore(ctx, sqlc.ProgramInsertNotBeforeParams{EffectiveAt: effectiveAt, Rules: canonical})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Program{}, apperr.New(apperr.Validation, "effective_at %s is before the newest version's: versions take effect in order",
+			effectiveAt.UTC().Format(time.RFC3339))
+	}
 	if err != nil {
 		return Program{}, fmt.Errorf("store program: %w", err)
 	}

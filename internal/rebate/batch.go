@@ -68,7 +68,7 @@ func (e *Engine) ApplyBatch(ctx context.Context, evs []Event) []Outcome {
 		clear(seen)
 	}
 	for i, ev := range evs {
-		p, err := parse(ev)
+		p, err := parse(ev, e.clock.Now())
 		if err != nil {
 			out[i].Err = err
 			continue

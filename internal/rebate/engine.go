@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
 
+	"github.com/rebate-ledger/rebate/internal/apperr"
 	"github.com/rebate-ledger/rebate/internal/clock"
 	"github.com/rebate-ledger/rebate/internal/ledger"
 	"github.com/rebate-ledger/rebate/internal/money"
@@ -144,7 +145,7 @@ func strict(raw json.RawMessage, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: data: %v", ErrValidation, err)
+		return apperr.FromJSON("data", err)
 	}
 	if dec.More() {
 		return fmt.Errorf("%w: data: trailing content", ErrValidation)
@@ -177,13 +178,22 @@ type parsedEvent struct {
 }
 
 // parse checks everything that needs no database.
-func parse(ev Event) (parsedEvent, error) {
+// The window of business times an event may carry, around the engine's now: a shop reports what
+// happened, so nothing from the future beyond clock skew, and nothing older than a year and a
+// month (a late refund of an old order still fits; a year 0001 or 9999 is a bug in the sender).
+const (
+	MaxEventAge  = 400 * 24 * time.Hour
+	MaxClockSkew = 24 * time.Hour
+)
+
+func parse(ev Event, now time.Time) (parsedEvent, error) {
 	p := parsedEvent{Event: ev}
 	if err := validID("id", ev.ID); err != nil {
 		return p, err
 	}
-	if ev.OccurredAt.IsZero() {
-		return p, fmt.Errorf("%w: occurred_at is required (RFC 3339)", ErrValidation)
+	if ev.OccurredAt.Before(now.Add(-MaxEventAge)) || ev.OccurredAt.After(now.Add(MaxClockSkew)) {
+		return p, fmt.Errorf("%w: occurred_at %s is outside the accepted window: at most 400 days before now and 24 hours after",
+			ErrValidation, ev.OccurredAt.UTC().Format(time.RFC3339))
 	}
 	var typed any
 	switch ev.Type {

@@ -43,7 +43,7 @@ func putProgram(t *testing.T, b *testBundle, edit func(r *program.RulesJSON)) {
 	}
 	body, err := json.Marshal(r)
 	require.NoError(t, err)
-	_, err = program.Put(context.Background(), b.pool, body, t0.Add(-24*time.Hour))
+	_, err = program.Put(context.Background(), b.pool, body, t0.Add(-24*time.Hour), time.Time{})
 	require.NoError(t, err)
 }
 

@@ -70,14 +70,34 @@ func (e *Engine) Register(ctx context.Context, reg Registration) (Member, bool, 
 	if reg.ReferrerID == reg.ID {
 		return Member{}, false, ErrSelfReferral
 	}
+	if err := validText("referrer_id", reg.ReferrerID); err != nil {
+		return Member{}, false, err
+	}
+	if err := validText("referral_code", reg.ReferralCode); err != nil {
+		return Member{}, false, err
+	}
 	h := RegistrationHash(reg)
 	var out Member
 	var replayed bool
 	err := e.ledger.Transact(ctx, func(tx pgx.Tx) error {
 		q := store.New(tx)
+		// A registration is the member and its inviter: a retry that names the same inviter another
+		// way (its id instead of its referral code) is the same request, and replays.
 		replay := func(existing sqlc.Member) error {
 			if !bytes.Equal(existing.RequestHash, h[:]) {
-				return fmt.Errorf("%w: member %q is registered with another inviter", ErrIdempotencyConflict, reg.ID)
+				inviter := reg.ReferrerID
+				if reg.ReferralCode != "" {
+					if m, err := q.MemberGetByCode(ctx, reg.ReferralCode); err == nil {
+						inviter = m.ID
+					} else if !errors.Is(err, pgx.ErrNoRows) {
+						return err
+					} else {
+						inviter = "\x00unknown"
+					}
+				}
+				if inviter != existing.ReferrerID.String {
+					return fmt.Errorf("%w: member %q is registered with another inviter", ErrIdempotencyConflict, reg.ID)
+				}
 			}
 			out, replayed = memberFromRow(existing), true
 			return nil

@@ -153,7 +153,7 @@ func newBundle(t *testing.T) *bundle {
 		FirstOrderBonus: "0.00", MaxRebateRatio: "0.15", Points: program.PointsJSON{PerUnit: "0", Validity: "8760h"},
 		Withdrawal: program.WithdrawalJSON{Min: mMin, Max: mMax, DailyCount: mDailyCount, DailyAmount: mDaily,
 			MonthlyAmount: mMonthly, FeeRate: mFeeRate, FeeMin: mFeeMinimum, ReviewAbove: mReview}})
-	_, err = program.Put(context.Background(), pool, rules, t0.Add(-time.Hour))
+	_, err = program.Put(context.Background(), pool, rules, t0.Add(-time.Hour), time.Time{})
 	require.NoError(t, err)
 	engine := rebate.NewEngine(pool, l)
 	for _, m := range []string{"a", "b", "c"} {

@@ -109,6 +109,32 @@ func (q *Queries) ProgramInsert(ctx context.Context, arg ProgramInsertParams) (P
 	return i, err
 }
 
+const programInsertNotBefore = `-- name: ProgramInsertNotBefore :one
+INSERT INTO programs (effective_at, rules)
+SELECT $1, $2
+WHERE NOT EXISTS (SELECT 1 FROM programs p WHERE p.effective_at > $1)
+RETURNING version, effective_at, rules, created_at
+`
+
+type ProgramInsertNotBeforeParams struct {
+	EffectiveAt time.Time
+	Rules       []byte
+}
+
+// ProgramInsertNotBefore stores a version unless one already takes effect later: a new version may
+// not change the rules for a past that a later version already governs.
+func (q *Queries) ProgramInsertNotBefore(ctx context.Context, arg ProgramInsertNotBeforeParams) (Program, error) {
+	row := q.db.QueryRow(ctx, programInsertNotBefore, arg.EffectiveAt, arg.Rules)
+	var i Program
+	err := row.Scan(
+		&i.Version,
+		&i.EffectiveAt,
+		&i.Rules,
+		&i.CreatedAt,
+	)
+	return i, err
+}
+
 const programList = `-- name: ProgramList :many
 SELECT version, effective_at, rules, created_at
 FROM programs
