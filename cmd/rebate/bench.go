@@ -98,7 +98,7 @@ func benchDatabase(ctx context.Context, fs *flag.FlagSet, dbURL *string, args []
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	if err := requireDatabase(*dbURL); err != nil {
+	if err := requireDatabase(dbURL); err != nil {
 		return nil, err
 	}
 	if err := check(); err != nil {

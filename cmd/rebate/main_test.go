@@ -81,7 +81,7 @@ func TestKeysListAndRevoke(t *testing.T) {
 	require.ErrorIs(t, err, auth.ErrUnknownKey)
 	_, err = auth.Lookup(ctx, pool, created[1])
 	require.NoError(t, err)
-	require.ErrorContains(t, run(ctx, []string{"keys", "rotate"}, &stdout, &stderr), "usage: rebate keys")
+	require.ErrorContains(t, run(ctx, []string{"keys", "rotate"}, &stdout, &stderr), `unknown command "rotate" for "rebate keys"`)
 }
 
 func TestMigrateThenVerify(t *testing.T) {
@@ -107,4 +107,37 @@ func TestCommandErrors(t *testing.T) { // not parallel: it sets the environment
 	require.ErrorContains(t, run(ctx, []string{"serve"}, &stdout, &stderr), "no database")
 	require.ErrorContains(t, run(ctx, []string{"serve", "--database-url", "postgres://x", "--mode", "both"}, &stdout, &stderr), "--mode")
 	require.ErrorContains(t, run(ctx, []string{"bench", "ledger", "--database-url", "postgres://x", "--batch", "0"}, &stdout, &stderr), "--batch")
+}
+
+// TestHelpIsConsistent: every command is listed, --help exits 0 everywhere, the database URL from
+// the environment is never printed as a default, and a missing database says how to get one.
+func TestHelpIsConsistent(t *testing.T) {
+	t.Setenv("DATABASE_URL", "postgres://someone:secret@db.example/prod")
+	ctx := context.Background()
+	var stdout, stderr bytes.Buffer
+	require.NoError(t, run(ctx, []string{"--help"}, &stdout, &stderr))
+	for _, c := range []string{"serve", "migrate", "keys", "verify", "bench", "completion"} {
+		require.Contains(t, stdout.String(), "\n  "+c+" ", c)
+	}
+	for _, path := range [][]string{{"keys"}, {"bench"}} {
+		stdout.Reset()
+		require.NoError(t, run(ctx, append(path, "--help"), &stdout, &stderr))
+		for _, c := range map[string][]string{"keys": {"create", "list", "revoke"}, "bench": {"ledger", "events", "wallet"}}[path[0]] {
+			require.Contains(t, stdout.String(), "\n  "+c+" ", c)
+		}
+	}
+	for _, cmd := range [][]string{{"serve"}, {"migrate"}, {"verify"}, {"keys", "create"}, {"keys", "list"}, {"keys", "revoke"},
+		{"bench", "ledger"}, {"bench", "events"}, {"bench", "wallet"}} {
+		stdout.Reset()
+		stderr.Reset()
+		require.NoError(t, run(ctx, append(cmd, "--help"), &stdout, &stderr), cmd)
+		require.Contains(t, stderr.String(), "database-url", cmd)
+		require.NotContains(t, stderr.String()+stdout.String(), "secret", cmd)
+	}
+	require.ErrorContains(t, run(ctx, []string{"bogus"}, &stdout, &stderr), `unknown command "bogus"`)
+	t.Setenv("DATABASE_URL", "")
+	require.ErrorContains(t, run(ctx, []string{"migrate"}, &stdout, &stderr), "make -s db")
+	stdout.Reset()
+	require.NoError(t, run(ctx, []string{"completion", "bash"}, &stdout, &stderr))
+	require.Contains(t, stdout.String(), "bash completion")
 }

@@ -49,7 +49,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := requireDatabase(*dbURL); err != nil {
+	if err := requireDatabase(dbURL); err != nil {
 		return err
 	}
 	if *mode != "all" && *mode != "api" && *mode != "worker" {
