@@ -41,3 +41,12 @@ SELECT id, idempotency_key, request_hash, kind, occurred_at, recorded_at, metada
 FROM entries
 WHERE id = ANY(@ids::bigint[])
 ORDER BY id;
+
+-- name: SealSeqRange :one
+-- SealSeqRange is the first and last seq of the sealed entries recorded in [from_at, to_at) (a zero
+-- time is an open end); 0, 0 when there are none.
+SELECT coalesce(min(s.seq), 0)::bigint AS from_seq, coalesce(max(s.seq), 0)::bigint AS to_seq
+FROM entry_seals s
+JOIN entries e ON e.id = s.entry_id
+WHERE (@from_at::timestamptz = '0001-01-01T00:00:00Z' OR e.recorded_at >= @from_at::timestamptz)
+  AND (@to_at::timestamptz = '0001-01-01T00:00:00Z' OR e.recorded_at < @to_at::timestamptz);

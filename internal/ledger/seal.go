@@ -181,8 +181,11 @@ func chainHead(ctx context.Context, q *store.Queries) (prev []byte, seq, txid, i
 
 // Unsealed counts the entries after the chain's head: committed ones waiting for older
 // transactions to finish, and ones whose transaction is still running.
-func (l *Ledger) Unsealed(ctx context.Context) (int64, error) {
-	q := store.New(l.pool)
+func (l *Ledger) Unsealed(ctx context.Context) (int64, error) { return UnsealedIn(ctx, l.pool) }
+
+// UnsealedIn is Unsealed read in db (a transaction's snapshot).
+func UnsealedIn(ctx context.Context, db store.DBTX) (int64, error) {
+	q := store.New(db)
 	_, _, txid, id, err := chainHead(ctx, q)
 	if err != nil {
 		return 0, err

@@ -239,3 +239,30 @@ func (q *Queries) SealList(ctx context.Context, arg SealListParams) ([]SealListR
 	}
 	return items, nil
 }
+
+const sealSeqRange = `-- name: SealSeqRange :one
+SELECT coalesce(min(s.seq), 0)::bigint AS from_seq, coalesce(max(s.seq), 0)::bigint AS to_seq
+FROM entry_seals s
+JOIN entries e ON e.id = s.entry_id
+WHERE ($1::timestamptz = '0001-01-01T00:00:00Z' OR e.recorded_at >= $1::timestamptz)
+  AND ($2::timestamptz = '0001-01-01T00:00:00Z' OR e.recorded_at < $2::timestamptz)
+`
+
+type SealSeqRangeParams struct {
+	FromAt time.Time
+	ToAt   time.Time
+}
+
+type SealSeqRangeRow struct {
+	FromSeq int64
+	ToSeq   int64
+}
+
+// SealSeqRange is the first and last seq of the sealed entries recorded in [from_at, to_at) (a zero
+// time is an open end); 0, 0 when there are none.
+func (q *Queries) SealSeqRange(ctx context.Context, arg SealSeqRangeParams) (SealSeqRangeRow, error) {
+	row := q.db.QueryRow(ctx, sealSeqRange, arg.FromAt, arg.ToAt)
+	var i SealSeqRangeRow
+	err := row.Scan(&i.FromSeq, &i.ToSeq)
+	return i, err
+}
