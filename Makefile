@@ -22,8 +22,10 @@ run: build
 	@url="$${DATABASE_URL:-$$($(DEVDB) url rebate)}" && \
 	  DATABASE_URL="$$url" $(BIN)/rebate serve --migrate --demo --addr "$(ADDR)" --payout-provider "$(PAYOUT_PROVIDER)" --log-format text
 
-## test: start the database if needed, then run every test (real PostgreSQL, real River).
+## test: install the tools the tests need (scripts/tools.sh: hledger), start the database if needed,
+## then run every test (real PostgreSQL, real River).
 test:
+	@scripts/tools.sh
 	@if [ -z "$$TEST_DATABASE_URL" ] && ! { [ -n "$$DOCKER_HOST" ] || [ -S /var/run/docker.sock ]; }; then \
 	  export TEST_DATABASE_URL="$$($(DEVDB) url postgres)"; fi; \
 	$(GO) test -count=1 -timeout 20m ./...

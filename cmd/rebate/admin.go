@@ -122,7 +122,15 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := newFlags("verify", stderr)
 	dbURL := databaseFlag(fs)
 	seal := fs.Bool("seal", true, "seal committed entries first, so the chain covers them")
-	pool, err := parseAndOpen(ctx, fs, dbURL, args, 4)
+	file := fs.String("file", "", "verify this JSONL export offline, with no database (see rebate export)")
+	manifest := fs.String("manifest", "", "with --file: the export's manifest (default: FILE.manifest.json when it exists)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *file != "" {
+		return verifyFile(*file, *manifest, stdout)
+	}
+	pool, err := parseAndOpen(ctx, fs, dbURL, nil, 4)
 	if err != nil {
 		return err
 	}

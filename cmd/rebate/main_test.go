@@ -4,13 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/rebate-ledger/rebate/internal/auth"
+	"github.com/rebate-ledger/rebate/internal/ledger"
+	"github.com/rebate-ledger/rebate/internal/money"
 	"github.com/rebate-ledger/rebate/internal/pgtest"
 	"github.com/rebate-ledger/rebate/internal/store"
 )
@@ -140,4 +145,51 @@ func TestHelpIsConsistent(t *testing.T) {
 	stdout.Reset()
 	require.NoError(t, run(ctx, []string{"completion", "bash"}, &stdout, &stderr))
 	require.Contains(t, stdout.String(), "bash completion")
+}
+
+// TestExportAndVerifyFile: rebate export writes the file and its manifest; rebate verify --file
+// checks them with no database, and names the line of a tampered copy.
+func TestExportAndVerifyFile(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := pgtest.NewDatabase(t)
+	pool, err := store.Open(ctx, url, 2)
+	require.NoError(t, err)
+	defer pool.Close()
+	l := ledger.New(pool)
+	for i := range 5 {
+		a := money.MustParse("1.00", money.CNY)
+		_, err := l.PostTx(ctx, ledger.EntryRequest{Key: "k" + strconv.Itoa(i), Kind: "accrual", OccurredAt: time.Now(),
+			Postings: []ledger.PostingRequest{{Account: ledger.RebateExpense, Side: ledger.Debit, Amount: a},
+				{Account: ledger.MemberAccount("m", "held"), Side: ledger.Credit, Amount: a}}})
+		require.NoError(t, err)
+	}
+	var stdout, stderr bytes.Buffer
+	require.Eventually(t, func() bool {
+		stdout.Reset()
+		require.NoError(t, run(ctx, []string{"verify", "--database-url", url}, &stdout, &stderr), stderr.String())
+		n, err := l.Unsealed(ctx)
+		require.NoError(t, err)
+		return n == 0
+	}, 30*time.Second, 50*time.Millisecond)
+	path := filepath.Join(t.TempDir(), "journal.jsonl")
+	require.NoError(t, run(ctx, []string{"export", "--database-url", url, "--out", path}, &stdout, &stderr), stderr.String())
+	require.Contains(t, stderr.String(), "5 entries")
+	man, err := os.ReadFile(path + ".manifest.json")
+	require.NoError(t, err)
+	require.Contains(t, string(man), `"sha256"`)
+
+	stdout.Reset()
+	require.NoError(t, run(ctx, []string{"verify", "--file", path}, &stdout, &stderr), stdout.String())
+	require.Contains(t, stdout.String(), `"ok": true`)
+	require.Contains(t, stdout.String(), path+".manifest.json", "the manifest beside the file is used")
+
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	tampered := filepath.Join(t.TempDir(), "tampered.jsonl")
+	require.NoError(t, os.WriteFile(tampered, bytes.Replace(b, []byte(`"amount":"1.00"`), []byte(`"amount":"9.00"`), 1), 0o600))
+	stdout.Reset()
+	err = run(ctx, []string{"verify", "--file", tampered, "--manifest", path + ".manifest.json"}, &stdout, &stderr)
+	require.ErrorContains(t, err, "line 1")
+	require.Contains(t, stdout.String(), `"ok": false`)
 }

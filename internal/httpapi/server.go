@@ -72,7 +72,9 @@ func New(cfg Config) *echo.Echo {
 	e.Use(middleware.Recover())
 	e.Use(middleware.BodyLimit(cfg.BodyLimit))
 	e.Use(cleanParams)
-	e.Use(middleware.ContextTimeoutWithConfig(middleware.ContextTimeoutConfig{Timeout: cfg.RequestTimeout}))
+	e.Use(middleware.ContextTimeoutWithConfig(middleware.ContextTimeoutConfig{Timeout: cfg.RequestTimeout,
+		// A journal export streams for as long as the journal is long; the client's going away ends it.
+		Skipper: func(c echo.Context) bool { return c.Path() == "/v1/journal" }}))
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
@@ -110,6 +112,7 @@ func New(cfg Config) *echo.Echo {
 	v1.GET("/payout-batches/:bid", s.getPayoutBatch, s.authenticate, allow(auth.Operator, auth.Auditor))
 	v1.POST("/payout-batches/:bid/results", s.postPayoutResults, s.authenticate, allow(auth.Operator))
 	v1.GET("/reports/payouts", s.getPayoutReport, s.authenticate, allow(auth.Auditor, auth.Operator))
+	v1.GET("/journal", s.getJournal, s.authenticate, allow(auth.Auditor))
 	return e
 }
 
