@@ -67,3 +67,13 @@ SELECT coalesce(sum(b.balance), 0)::numeric AS balance
 FROM accounts a
 JOIN account_balances b ON b.account_id = a.id
 WHERE a.code = @code AND a.currency = @currency;
+
+-- name: BalanceVerifyAccounts :many
+-- BalanceVerifyAccounts is BalanceVerifyAll for the accounts named.
+SELECT a.id, a.code, a.currency, a.kind,
+       coalesce((SELECT sum(b.balance) FROM account_balances b WHERE b.account_id = a.id), 0)::numeric AS cached,
+       coalesce((SELECT sum(CASE WHEN p.side = 'debit' THEN p.amount ELSE -p.amount END)
+                   FROM postings p WHERE p.account_id = a.id), 0)::numeric AS debit_minus_credit
+FROM accounts a
+WHERE a.id = ANY(@ids::bigint[])
+ORDER BY a.id;

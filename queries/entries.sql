@@ -88,7 +88,7 @@ WHERE idempotency_key = ANY(@keys::text[]);
 -- name: PostingListByEntries :many
 -- The account code is looked up per posting by primary key: a join would let the planner scan
 -- every account for a handful of postings.
-SELECT p.id, p.entry_id, (SELECT a.code FROM accounts a WHERE a.id = p.account_id)::text AS code,
+SELECT p.id, p.entry_id, p.account_id, (SELECT a.code FROM accounts a WHERE a.id = p.account_id)::text AS code,
        p.currency, p.side, p.amount
 FROM postings p
 WHERE p.entry_id = ANY(@entry_ids::bigint[])

@@ -104,3 +104,12 @@ ORDER BY v.ord;
 UPDATE refunds r SET status = 'applied', entry_id = nullif(v.entry_id, 0)
 FROM (SELECT unnest(@refund_ids::text[]) AS refund_id, unnest(@entry_ids::bigint[]) AS entry_id) v
 WHERE r.refund_id = v.refund_id;
+
+-- name: LotHeldByMembers :many
+-- LotHeldByMembers is what members' held accounts must hold: the lots of orders not released yet,
+-- less what was clawed back, per member and currency.
+SELECT l.beneficiary_id, l.currency, sum(l.amount - l.clawed_back)::numeric AS held
+FROM rebate_lots l
+JOIN orders o ON o.order_id = l.order_id
+WHERE l.beneficiary_id = ANY(@members::text[]) AND o.released_at IS NULL
+GROUP BY l.beneficiary_id, l.currency;

@@ -50,3 +50,8 @@ FROM entry_seals s
 JOIN entries e ON e.id = s.entry_id
 WHERE (@from_at::timestamptz = '0001-01-01T00:00:00Z' OR e.recorded_at >= @from_at::timestamptz)
   AND (@to_at::timestamptz = '0001-01-01T00:00:00Z' OR e.recorded_at < @to_at::timestamptz);
+
+-- name: SealGet :one
+SELECT seq, entry_id, entry_txid::text::bigint AS entry_txid, prev_hash, hash
+FROM entry_seals
+WHERE seq = @seq;

@@ -72,3 +72,10 @@ FROM withdrawals
 WHERE status IN ('pending_review', 'approved')
 GROUP BY currency
 ORDER BY currency;
+
+-- name: WithdrawalInFlightByMembers :many
+-- WithdrawalInFlightByMembers is what members' withdrawing accounts must hold.
+SELECT member_id, currency, sum(amount)::numeric AS amount
+FROM withdrawals
+WHERE member_id = ANY(@members::text[]) AND status IN ('pending_review', 'approved')
+GROUP BY member_id, currency;

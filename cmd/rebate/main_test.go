@@ -100,6 +100,9 @@ func TestMigrateThenVerify(t *testing.T) {
 	require.NoError(t, run(ctx, []string{"migrate", "--database-url", url}, &stdout, &stderr))
 	require.Contains(t, stderr.String(), "up to date")
 	require.NoError(t, run(ctx, []string{"verify", "--database-url", url}, &stdout, &stderr))
+	require.Contains(t, stdout.String(), "nothing sealed since the last check", "incremental by default")
+	stdout.Reset()
+	require.NoError(t, run(ctx, []string{"verify", "--full", "--database-url", url}, &stdout, &stderr))
 	require.Contains(t, stdout.String(), `"problems": null`)
 }
 

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rebate-ledger/rebate/internal/audit"
 	"github.com/rebate-ledger/rebate/internal/auth"
 	"github.com/rebate-ledger/rebate/internal/httpapi"
 	"github.com/rebate-ledger/rebate/internal/jobs"
@@ -45,6 +46,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"csv (a bank file the operator downloads, results posted back) or simulated (SIMULATED: pays every item itself after --simulated-delay, fails accounts containing FAIL; moves no real money) (env REBATE_PAYOUT_PROVIDER)")
 	payoutEvery := fs.Duration("payout-every", time.Hour, "how often approved withdrawals are cut into payout batches; 0 turns the periodic cut off")
 	payoutBatchMax := fs.Int("payout-batch-max", 5000, "most withdrawals in one payout batch")
+	checkEvery := fs.Duration("check-every", 10*time.Second, "how often the continuous checker runs over what was sealed since its last run")
 	simulatedDelay := fs.Duration("simulated-delay", 2*time.Second, "how long the simulated provider takes to report results")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -102,7 +104,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	wal := wallet.New(pool, l, provider)
 	rc, err := jobs.NewClient(pool, l, engine, jobs.Config{Workers: runWorkers, SealEvery: *sealEvery, Logger: log,
-		Wallet: wal, Simulated: sim, PayoutEvery: *payoutEvery, PayoutBatchMax: *payoutBatchMax})
+		Wallet: wal, Simulated: sim, PayoutEvery: *payoutEvery, PayoutBatchMax: *payoutBatchMax,
+		Checker: audit.NewChecker(pool), CheckEvery: *checkEvery})
 	if err != nil {
 		return err
 	}

@@ -70,3 +70,37 @@ func TestJournalExportOverHTTP(t *testing.T) {
 		require.Equal(t, 403, status)
 	}
 }
+
+// TestCheckerIsCleanOnTheRealFlowsAndReportsOverHTTP: accruals, a release, a refund, a withdrawal
+// and a payout written by the engine and the wallet leave the checker nothing to report.
+func TestCheckerIsCleanOnTheRealFlowsAndReportsOverHTTP(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	b.member(t, "a")
+	status, m, _ := b.do(t, "POST", "/v1/members", b.shop, `{"id":"b","referrer_id":"a"}`)
+	require.Equal(t, 201, status, m)
+	for i, order := range []string{"o1", "o2"} {
+		status, ev, _ := b.do(t, "POST", "/v1/events", b.shop, paidEvent("e"+order, order, "b", "2026-11-0"+string(rune('1'+i))+"T08:00:00Z"))
+		require.Equal(t, 201, status, ev)
+	}
+	status, ev, _ := b.do(t, "POST", "/v1/events", b.shop, `{"id":"r1","type":"order.refunded","occurred_at":"2026-11-03T08:00:00Z","data":{"order_id":"o2","refund_id":"rf1","amount":"40.00"}}`)
+	require.Equal(t, 201, status, ev)
+	require.NoError(t, b.engine.Release(ctx, "o1"))
+	status, w := b.withdraw(t, b.shop, "a", "w1", "11.00")
+	require.Equal(t, 201, status, w)
+	b.sealAll(t)
+	ch, err := audit.NewChecker(b.pool).Run(ctx)
+	require.NoError(t, err)
+	require.NotNil(t, ch)
+	require.Equal(t, "ok", ch.Status, ch.Violations)
+	require.Positive(t, ch.Accounts)
+
+	status, list, _ := b.get(t, "/v1/reports/checks", b.auditor)
+	require.Equal(t, 200, status, list)
+	items := list["items"].([]any)
+	require.Len(t, items, 1)
+	require.Equal(t, "ok", items[0].(map[string]any)["status"])
+	status, _, _ = b.get(t, "/v1/reports/checks", b.shop)
+	require.Equal(t, 403, status)
+}

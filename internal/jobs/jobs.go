@@ -13,6 +13,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/rebate-ledger/rebate/internal/audit"
 	"github.com/rebate-ledger/rebate/internal/ledger"
 	"github.com/rebate-ledger/rebate/internal/rebate"
 	"github.com/rebate-ledger/rebate/internal/wallet"
@@ -120,6 +121,9 @@ type Config struct {
 	// the most items a batch holds (default 5,000).
 	PayoutEvery    time.Duration
 	PayoutBatchMax int
+	// Checker, when set, runs every CheckEvery (default 10 s) over what was sealed since its last run.
+	Checker    *audit.Checker
+	CheckEvery time.Duration
 }
 
 // NewClient builds the River client with every worker registered and the periodic jobs set.
@@ -133,6 +137,9 @@ func NewClient(pool *pgxpool.Pool, l *ledger.Ledger, engine *rebate.Engine, cfg 
 		river.AddWorker(workers, &CutPayoutsWorker{Wallet: cfg.Wallet, Max: cfg.PayoutBatchMax})
 		river.AddWorker(workers, &SubmitBatchWorker{Wallet: cfg.Wallet})
 		river.AddWorker(workers, &SimulatedReportWorker{Wallet: cfg.Wallet})
+	}
+	if cfg.Checker != nil {
+		river.AddWorker(workers, &CheckWorker{Checker: cfg.Checker})
 	}
 	rc := &river.Config{Workers: workers, Logger: cfg.Logger}
 	if cfg.Workers {
@@ -150,6 +157,13 @@ func NewClient(pool *pgxpool.Pool, l *ledger.Ledger, engine *rebate.Engine, cfg 
 			river.NewPeriodicJob(river.PeriodicInterval(time.Minute), func() (river.JobArgs, *river.InsertOpts) {
 				return ExpirePointsArgs{}, nil
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
+		}
+		if cfg.Checker != nil {
+			if cfg.CheckEvery <= 0 {
+				cfg.CheckEvery = 10 * time.Second
+			}
+			rc.PeriodicJobs = append(rc.PeriodicJobs, river.NewPeriodicJob(river.PeriodicInterval(cfg.CheckEvery),
+				func() (river.JobArgs, *river.InsertOpts) { return CheckArgs{}, nil }, nil))
 		}
 		if cfg.Wallet != nil && cfg.PayoutEvery > 0 {
 			rc.PeriodicJobs = append(rc.PeriodicJobs, river.NewPeriodicJob(river.PeriodicInterval(cfg.PayoutEvery),

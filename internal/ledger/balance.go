@@ -201,7 +201,7 @@ func loadEntries(ctx context.Context, q *store.Queries, ids []int64) ([]Entry, e
 		amt, _ := money.New(p.Amount, money.Currency(p.Currency))
 		i := pos[p.EntryID]
 		out[i].Postings = append(out[i].Postings, Posting{ID: p.ID, Account: p.Code, Side: Side(p.Side), Amount: amt,
-			currency: money.Currency(p.Currency), exact: p.Amount})
+			currency: money.Currency(p.Currency), exact: p.Amount, accountID: p.AccountID})
 	}
 	return out, nil
 }

@@ -57,9 +57,10 @@ type Posting struct {
 	Amount  money.Amount `json:"amount"`
 
 	// currency and exact are the stored values, kept for hashing even when they are not a valid
-	// Amount (a row altered behind the database's constraints).
-	currency money.Currency
-	exact    decimal.Decimal
+	// Amount (a row altered behind the database's constraints); accountID is the account's row.
+	currency  money.Currency
+	exact     decimal.Decimal
+	accountID int64
 }
 
 // Entry is a written journal entry.

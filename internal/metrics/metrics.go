@@ -31,6 +31,15 @@ var (
 		Name: "rebate_ledger_entries_sealed_total",
 		Help: "Entries sealed into the hash chain.",
 	})
+	auditCheckedSeq = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "rebate_audit_checked_seq", Help: "The last chain seq the continuous checker has checked.",
+	})
+	auditViolations = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "rebate_audit_violations_total", Help: "Violations of the journal's invariants the continuous checker found.",
+	})
+	auditLastSuccess = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "rebate_audit_last_success_timestamp_seconds", Help: "When the continuous checker last finished a run with no violation.",
+	})
 	httpRequests = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "rebate_http_requests_total", Help: "HTTP requests by route, method and status.",
 	}, []string{"route", "method", "status"})
@@ -61,4 +70,13 @@ func Sealed(n int, waiting int64, oldest time.Duration) {
 func HTTPRequest(route, method string, status int, d time.Duration) {
 	httpRequests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 	httpLatency.WithLabelValues(route, method).Observe(d.Seconds())
+}
+
+// AuditChecked records a run of the continuous checker: how far it checked, what it found, when.
+func AuditChecked(seq int64, violations int, at time.Time) {
+	auditCheckedSeq.Set(float64(seq))
+	auditViolations.Add(float64(violations))
+	if violations == 0 {
+		auditLastSuccess.Set(float64(at.Unix()))
+	}
 }

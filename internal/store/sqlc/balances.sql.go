@@ -233,6 +233,53 @@ func (q *Queries) BalanceTrialCurrent(ctx context.Context) ([]BalanceTrialCurren
 	return items, nil
 }
 
+const balanceVerifyAccounts = `-- name: BalanceVerifyAccounts :many
+SELECT a.id, a.code, a.currency, a.kind,
+       coalesce((SELECT sum(b.balance) FROM account_balances b WHERE b.account_id = a.id), 0)::numeric AS cached,
+       coalesce((SELECT sum(CASE WHEN p.side = 'debit' THEN p.amount ELSE -p.amount END)
+                   FROM postings p WHERE p.account_id = a.id), 0)::numeric AS debit_minus_credit
+FROM accounts a
+WHERE a.id = ANY($1::bigint[])
+ORDER BY a.id
+`
+
+type BalanceVerifyAccountsRow struct {
+	ID               int64
+	Code             string
+	Currency         string
+	Kind             string
+	Cached           decimal.Decimal
+	DebitMinusCredit decimal.Decimal
+}
+
+// BalanceVerifyAccounts is BalanceVerifyAll for the accounts named.
+func (q *Queries) BalanceVerifyAccounts(ctx context.Context, ids []int64) ([]BalanceVerifyAccountsRow, error) {
+	rows, err := q.db.Query(ctx, balanceVerifyAccounts, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []BalanceVerifyAccountsRow{}
+	for rows.Next() {
+		var i BalanceVerifyAccountsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Code,
+			&i.Currency,
+			&i.Kind,
+			&i.Cached,
+			&i.DebitMinusCredit,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const balanceVerifyAll = `-- name: BalanceVerifyAll :many
 SELECT a.id, a.code, a.currency, a.kind, a.allow_negative,
        coalesce((SELECT sum(b.balance) FROM account_balances b WHERE b.account_id = a.id), 0)::numeric AS cached,

@@ -281,7 +281,7 @@ func (q *Queries) EntryPostOne(ctx context.Context, arg EntryPostOneParams) ([]E
 }
 
 const postingListByEntries = `-- name: PostingListByEntries :many
-SELECT p.id, p.entry_id, (SELECT a.code FROM accounts a WHERE a.id = p.account_id)::text AS code,
+SELECT p.id, p.entry_id, p.account_id, (SELECT a.code FROM accounts a WHERE a.id = p.account_id)::text AS code,
        p.currency, p.side, p.amount
 FROM postings p
 WHERE p.entry_id = ANY($1::bigint[])
@@ -289,12 +289,13 @@ ORDER BY p.entry_id, p.id
 `
 
 type PostingListByEntriesRow struct {
-	ID       int64
-	EntryID  int64
-	Code     string
-	Currency string
-	Side     string
-	Amount   decimal.Decimal
+	ID        int64
+	EntryID   int64
+	AccountID int64
+	Code      string
+	Currency  string
+	Side      string
+	Amount    decimal.Decimal
 }
 
 // The account code is looked up per posting by primary key: a join would let the planner scan
@@ -311,6 +312,7 @@ func (q *Queries) PostingListByEntries(ctx context.Context, entryIds []int64) ([
 		if err := rows.Scan(
 			&i.ID,
 			&i.EntryID,
+			&i.AccountID,
 			&i.Code,
 			&i.Currency,
 			&i.Side,

@@ -37,6 +37,18 @@ type ApiKey struct {
 	RevokedAt *time.Time
 }
 
+type AuditCheck struct {
+	ID         int64
+	FromSeq    int64
+	ToSeq      int64
+	Entries    int64
+	Accounts   int64
+	Status     string
+	Violations []byte
+	StartedAt  time.Time
+	FinishedAt time.Time
+}
+
 type Entry struct {
 	ID             int64
 	IdempotencyKey string

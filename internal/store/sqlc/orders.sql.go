@@ -46,6 +46,42 @@ func (q *Queries) LotEarnedByMember(ctx context.Context, beneficiaryID string) (
 	return items, nil
 }
 
+const lotHeldByMembers = `-- name: LotHeldByMembers :many
+SELECT l.beneficiary_id, l.currency, sum(l.amount - l.clawed_back)::numeric AS held
+FROM rebate_lots l
+JOIN orders o ON o.order_id = l.order_id
+WHERE l.beneficiary_id = ANY($1::text[]) AND o.released_at IS NULL
+GROUP BY l.beneficiary_id, l.currency
+`
+
+type LotHeldByMembersRow struct {
+	BeneficiaryID string
+	Currency      string
+	Held          decimal.Decimal
+}
+
+// LotHeldByMembers is what members' held accounts must hold: the lots of orders not released yet,
+// less what was clawed back, per member and currency.
+func (q *Queries) LotHeldByMembers(ctx context.Context, members []string) ([]LotHeldByMembersRow, error) {
+	rows, err := q.db.Query(ctx, lotHeldByMembers, members)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []LotHeldByMembersRow{}
+	for rows.Next() {
+		var i LotHeldByMembersRow
+		if err := rows.Scan(&i.BeneficiaryID, &i.Currency, &i.Held); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const lotInsertManyOrders = `-- name: LotInsertManyOrders :exec
 INSERT INTO rebate_lots (order_id, beneficiary_id, leg, currency, amount, clawed_back, program_version, upline)
 SELECT v.order_id, v.beneficiary_id, v.leg, v.currency, v.amount, v.clawed_back, v.program_version, string_to_array(v.upline, ',')

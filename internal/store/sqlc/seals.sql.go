@@ -141,6 +141,33 @@ func (q *Queries) SealCandidates(ctx context.Context, arg SealCandidatesParams) 
 	return items, nil
 }
 
+const sealGet = `-- name: SealGet :one
+SELECT seq, entry_id, entry_txid::text::bigint AS entry_txid, prev_hash, hash
+FROM entry_seals
+WHERE seq = $1
+`
+
+type SealGetRow struct {
+	Seq       int64
+	EntryID   int64
+	EntryTxid int64
+	PrevHash  []byte
+	Hash      []byte
+}
+
+func (q *Queries) SealGet(ctx context.Context, seq int64) (SealGetRow, error) {
+	row := q.db.QueryRow(ctx, sealGet, seq)
+	var i SealGetRow
+	err := row.Scan(
+		&i.Seq,
+		&i.EntryID,
+		&i.EntryTxid,
+		&i.PrevHash,
+		&i.Hash,
+	)
+	return i, err
+}
+
 const sealInsertMany = `-- name: SealInsertMany :exec
 INSERT INTO entry_seals (seq, entry_id, entry_txid, prev_hash, hash)
 SELECT unnest($1::bigint[]), unnest($2::bigint[]), CAST(unnest($3::text[]) AS xid8),

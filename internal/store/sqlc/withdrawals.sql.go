@@ -42,6 +42,40 @@ func (q *Queries) WithdrawalGet(ctx context.Context, id string) (Withdrawal, err
 	return i, err
 }
 
+const withdrawalInFlightByMembers = `-- name: WithdrawalInFlightByMembers :many
+SELECT member_id, currency, sum(amount)::numeric AS amount
+FROM withdrawals
+WHERE member_id = ANY($1::text[]) AND status IN ('pending_review', 'approved')
+GROUP BY member_id, currency
+`
+
+type WithdrawalInFlightByMembersRow struct {
+	MemberID string
+	Currency string
+	Amount   decimal.Decimal
+}
+
+// WithdrawalInFlightByMembers is what members' withdrawing accounts must hold.
+func (q *Queries) WithdrawalInFlightByMembers(ctx context.Context, members []string) ([]WithdrawalInFlightByMembersRow, error) {
+	rows, err := q.db.Query(ctx, withdrawalInFlightByMembers, members)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []WithdrawalInFlightByMembersRow{}
+	for rows.Next() {
+		var i WithdrawalInFlightByMembersRow
+		if err := rows.Scan(&i.MemberID, &i.Currency, &i.Amount); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const withdrawalInFlightTotals = `-- name: WithdrawalInFlightTotals :many
 SELECT currency, count(*)::int AS n, coalesce(sum(amount), 0)::numeric AS amount
 FROM withdrawals
