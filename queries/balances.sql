@@ -77,3 +77,12 @@ SELECT a.id, a.code, a.currency, a.kind,
 FROM accounts a
 WHERE a.id = ANY(@ids::bigint[])
 ORDER BY a.id;
+
+-- name: PlatformMovements :many
+-- PlatformMovements totals the platform accounts' postings recorded in [from_at, to_at) by account,
+-- currency and side (an index range per account: postings_account_recorded_idx).
+SELECT a.code, a.currency, p.side, sum(p.amount)::numeric AS total
+FROM accounts a
+JOIN postings p ON p.account_id = a.id AND p.recorded_at >= @from_at AND p.recorded_at < @to_at
+WHERE a.code LIKE 'platform:%' AND (@currency::text = '' OR a.currency = @currency::text)
+GROUP BY a.code, a.currency, p.side;

@@ -6,6 +6,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/rebate-ledger/rebate/internal/audit"
 	"github.com/rebate-ledger/rebate/internal/ledger"
 	"github.com/rebate-ledger/rebate/internal/money"
 )
@@ -19,7 +20,18 @@ type balanceJSON struct {
 type accountJSON struct {
 	Code     string        `json:"code"`
 	AsOf     *time.Time    `json:"as_of,omitempty"`
+	ChainSeq int64         `json:"chain_seq"`
 	Balances []balanceJSON `json:"balances"`
+}
+
+// chainSeq is the chain seq a balance read corresponds to: as of an instant, the last sealed entry
+// recorded by then; now, the chain's head (entries not sealed yet are in the balance too).
+func (s *server) chainSeq(c echo.Context, asOf *time.Time) (int64, error) {
+	if asOf != nil {
+		return ledger.SeqAsOf(c.Request().Context(), s.cfg.Pool, *asOf)
+	}
+	seq, _, err := ledger.ChainHead(c.Request().Context(), s.cfg.Pool)
+	return seq, err
 }
 
 // parseAsOf reads ?as_of= (RFC 3339); absent means now, from the cached balances.
@@ -48,7 +60,11 @@ func (s *server) getAccount(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := accountJSON{Code: code, AsOf: asOf, Balances: make([]balanceJSON, 0, len(bs))}
+	seq, err := s.chainSeq(c, asOf)
+	if err != nil {
+		return err
+	}
+	out := accountJSON{Code: code, AsOf: asOf, ChainSeq: seq, Balances: make([]balanceJSON, 0, len(bs))}
 	for _, b := range bs {
 		out.Balances = append(out.Balances, balanceJSON{Currency: b.Currency, Kind: b.Kind, Balance: b.Balance})
 	}
@@ -72,6 +88,7 @@ type trialTotalJSON struct {
 
 type trialBalanceJSON struct {
 	AsOf     *time.Time       `json:"as_of,omitempty"`
+	ChainSeq int64            `json:"chain_seq"`
 	Accounts []trialLineJSON  `json:"accounts"`
 	Totals   []trialTotalJSON `json:"totals"`
 }
@@ -85,7 +102,11 @@ func (s *server) getTrialBalance(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := trialBalanceJSON{AsOf: asOf, Accounts: make([]trialLineJSON, 0, len(lines)), Totals: make([]trialTotalJSON, 0, len(totals))}
+	seq, err := s.chainSeq(c, asOf)
+	if err != nil {
+		return err
+	}
+	out := trialBalanceJSON{AsOf: asOf, ChainSeq: seq, Accounts: make([]trialLineJSON, 0, len(lines)), Totals: make([]trialTotalJSON, 0, len(totals))}
 	for _, l := range lines {
 		out.Accounts = append(out.Accounts, trialLineJSON{Account: l.Code, Currency: l.Currency, Kind: l.Kind, Debit: l.Debit, Credit: l.Credit})
 	}
@@ -93,4 +114,34 @@ func (s *server) getTrialBalance(c echo.Context) error {
 		out.Totals = append(out.Totals, trialTotalJSON{Currency: t.Currency, Debit: t.Debit, Credit: t.Credit, Balanced: t.Debit.Equal(t.Credit)})
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// getIncomeStatement is the program's cost per currency over [from, to) (recorded_at), from the
+// platform accounts' postings.
+func (s *server) getIncomeStatement(c echo.Context) error {
+	from, to := time.Time{}, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, p := range []struct {
+		name string
+		into *time.Time
+	}{{"from", &from}, {"to", &to}} {
+		if raw := c.QueryParam(p.name); raw != "" {
+			t, err := time.Parse(time.RFC3339Nano, raw)
+			if err != nil {
+				return validation(p.name + " must be an RFC 3339 time")
+			}
+			*p.into = t
+		}
+	}
+	cur := c.QueryParam("currency")
+	if cur != "" && !money.Currency(cur).Valid() {
+		return validation("currency must be CNY, USD, EUR, JPY or PTS")
+	}
+	lines, err := audit.IncomeStatement(c.Request().Context(), s.cfg.Pool, from, to, cur)
+	if err != nil {
+		return err
+	}
+	if lines == nil {
+		lines = []audit.IncomeLine{}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"from": from, "to": to, "currencies": lines})
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rebate-ledger/rebate/internal/audit"
+	"github.com/rebate-ledger/rebate/internal/wallet"
 )
 
 func (b *testBundle) sealAll(t *testing.T) {
@@ -104,3 +105,83 @@ func TestCheckerIsCleanOnTheRealFlowsAndReportsOverHTTP(t *testing.T) {
 	status, _, _ = b.get(t, "/v1/reports/checks", b.shop)
 	require.Equal(t, 403, status)
 }
+
+// TestIncomeStatementEqualsThePlatformAccountsMovements: over a period, each figure is the movement
+// of its platform account between the period's two ends (balances as of each).
+func TestIncomeStatementEqualsThePlatformAccountsMovements(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	b.member(t, "a")
+	status, m, _ := b.do(t, "POST", "/v1/members", b.shop, `{"id":"b","referrer_id":"a"}`)
+	require.Equal(t, 201, status, m)
+	status, ev, _ := b.do(t, "POST", "/v1/events", b.shop, paidEvent("e1", "o1", "b", "2026-11-01T08:00:00Z"))
+	require.Equal(t, 201, status, ev)
+	time.Sleep(2 * time.Millisecond)
+	from := time.Now()
+	time.Sleep(2 * time.Millisecond)
+	status, ev, _ = b.do(t, "POST", "/v1/events", b.shop, paidEvent("e2", "o2", "b", "2026-11-02T08:00:00Z"))
+	require.Equal(t, 201, status, ev)
+	status, ev, _ = b.do(t, "POST", "/v1/events", b.shop, `{"id":"r1","type":"order.refunded","occurred_at":"2026-11-03T08:00:00Z","data":{"order_id":"o2","refund_id":"rf1","amount":"100.00"}}`)
+	require.Equal(t, 201, status, ev)
+	require.NoError(t, b.engine.Release(ctx, "o1"))
+	status, w := b.withdraw(t, b.shop, "a", "w1", "11.00")
+	require.Equal(t, 201, status, w)
+	bt, _, err := b.wallet.Cut(ctx, walletCut())
+	require.NoError(t, err)
+	_, err = b.wallet.ApplyResults(ctx, bt.ID, []walletResult{{ItemID: bt.Items[0].ID, Status: "paid"}})
+	require.NoError(t, err)
+	time.Sleep(2 * time.Millisecond)
+	to := time.Now()
+
+	q := "/v1/reports/income-statement?from=" + from.UTC().Format(time.RFC3339Nano) + "&to=" + to.UTC().Format(time.RFC3339Nano) + "&currency=CNY"
+	status, body, _ := b.get(t, q, b.operator)
+	require.Equal(t, 200, status, body)
+	line := body["currencies"].([]any)[0].(map[string]any)
+	movement := func(code string) string {
+		before, err := b.ledger.Balances(ctx, code, &from)
+		require.NoError(t, err)
+		after, err := b.ledger.Balances(ctx, code, &to)
+		require.NoError(t, err)
+		for i := range after {
+			if after[i].Currency == "CNY" {
+				d := after[i].Balance.Decimal()
+				for _, x := range before {
+					if x.Currency == "CNY" {
+						d = d.Sub(x.Balance.Decimal())
+					}
+				}
+				return d.StringFixed(2)
+			}
+		}
+		return "0.00"
+	}
+	// o2's rebates (5.00 + 2.00 of 100.00) granted, all clawed back by the full refund; the 11.00
+	// withdrawal paid 10.00 with a fee of 1.00; o1's accrual was before the period.
+	require.Equal(t, "5.00", line["rebates_granted"])
+	require.Equal(t, "5.00", line["clawed_back"])
+	require.Equal(t, "1.00", line["withdrawal_fees"])
+	require.Equal(t, "10.00", line["paid_out"])
+	require.Equal(t, "-1.00", line["net_cost"])
+	require.Equal(t, movement("platform:rebate_expense"), "0.00")
+	require.Equal(t, movement("platform:fee_income"), line["withdrawal_fees"])
+	require.Equal(t, "-"+line["paid_out"].(string), movement("platform:cash"))
+
+	b.sealAll(t)
+	status, tb, _ := b.get(t, "/v1/reports/trial-balance", b.auditor)
+	require.Equal(t, 200, status, tb)
+	require.Positive(t, tb["chain_seq"])
+	status, tb, _ = b.get(t, "/v1/reports/trial-balance?as_of=2000-01-01T00:00:00Z", b.auditor)
+	require.Equal(t, 200, status, tb)
+	require.EqualValues(t, 0, tb["chain_seq"])
+	for _, bad := range []string{"?from=x", "?currency=XYZ"} {
+		status, _, _ := b.get(t, "/v1/reports/income-statement"+bad, b.auditor)
+		require.Equal(t, 400, status, bad)
+	}
+	status, _, _ = b.get(t, "/v1/reports/income-statement", b.shop)
+	require.Equal(t, 403, status)
+}
+
+type walletResult = wallet.ItemResult
+
+func walletCut() wallet.CutRequest { return wallet.CutRequest{Currency: "CNY"} }

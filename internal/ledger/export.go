@@ -88,3 +88,10 @@ func StreamSealed(ctx context.Context, db store.DBTX, fromSeq, toSeq int64, fn f
 	}
 	return nil
 }
+
+// SeqAsOf is the chain seq a balance as of an instant corresponds to: the last sealed entry
+// recorded at or before it (0 when none).
+func SeqAsOf(ctx context.Context, db store.DBTX, asOf time.Time) (int64, error) {
+	_, to, _, err := SeqRange(ctx, db, time.Time{}, asOf.Add(time.Microsecond))
+	return to, err
+}

@@ -327,3 +327,51 @@ func (q *Queries) BalanceVerifyAll(ctx context.Context) ([]BalanceVerifyAllRow, 
 	}
 	return items, nil
 }
+
+const platformMovements = `-- name: PlatformMovements :many
+SELECT a.code, a.currency, p.side, sum(p.amount)::numeric AS total
+FROM accounts a
+JOIN postings p ON p.account_id = a.id AND p.recorded_at >= $1 AND p.recorded_at < $2
+WHERE a.code LIKE 'platform:%' AND ($3::text = '' OR a.currency = $3::text)
+GROUP BY a.code, a.currency, p.side
+`
+
+type PlatformMovementsParams struct {
+	FromAt   time.Time
+	ToAt     time.Time
+	Currency string
+}
+
+type PlatformMovementsRow struct {
+	Code     string
+	Currency string
+	Side     string
+	Total    decimal.Decimal
+}
+
+// PlatformMovements totals the platform accounts' postings recorded in [from_at, to_at) by account,
+// currency and side (an index range per account: postings_account_recorded_idx).
+func (q *Queries) PlatformMovements(ctx context.Context, arg PlatformMovementsParams) ([]PlatformMovementsRow, error) {
+	rows, err := q.db.Query(ctx, platformMovements, arg.FromAt, arg.ToAt, arg.Currency)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []PlatformMovementsRow{}
+	for rows.Next() {
+		var i PlatformMovementsRow
+		if err := rows.Scan(
+			&i.Code,
+			&i.Currency,
+			&i.Side,
+			&i.Total,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
