@@ -217,3 +217,23 @@ func mustJSON(t *testing.T, v any) string {
 	require.NoError(t, err)
 	return string(b)
 }
+
+// TestAnUnreachableDatabaseIs503WithRetryAfter: a connection-level failure is "retry later", not an
+// internal error.
+func TestAnUnreachableDatabaseIs503WithRetryAfter(t *testing.T) {
+	t.Parallel()
+	pool, err := pgxpool.New(context.Background(), "postgres://u:p@127.0.0.1:1/x?connect_timeout=1")
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	srv := httptest.NewServer(httpapi.New(httpapi.Config{Pool: pool, Logger: slog.New(slog.DiscardHandler)}))
+	t.Cleanup(srv.Close)
+	req, _ := http.NewRequest("GET", srv.URL+"/v1/program", nil)
+	req.Header.Set("Authorization", "Bearer rk_anything")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, 503, resp.StatusCode, string(raw))
+	require.Equal(t, "1", resp.Header.Get("Retry-After"))
+	require.Contains(t, string(raw), `"code":"unavailable"`)
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/rebate-ledger/rebate/internal/apperr"
+	"github.com/rebate-ledger/rebate/internal/store"
 )
 
 // Problem is an RFC 9457 problem document with a stable machine code. Limit and Remaining say
@@ -82,6 +83,12 @@ func toProblem(err error, log *slog.Logger, reqID string) Problem {
 			}
 			e = &Error{Status: status, Code: string(ae.Code), Detail: err.Error()}
 			limit, remaining = ae.Limit, ae.Remaining
+			break
+		}
+		if store.IsUnavailable(err) {
+			log.Warn("database unavailable", "err", err, "request_id", reqID)
+			e = &Error{Status: http.StatusServiceUnavailable, Code: string(apperr.Unavailable),
+				Detail: "the database is unavailable; nothing was changed: retry the same request later"}
 			break
 		}
 		log.Error("internal error", "err", err, "request_id", reqID)

@@ -157,6 +157,9 @@ func (s *server) handleError(err error, c echo.Context) {
 	}
 	p := toProblem(err, s.cfg.Logger, requestID(c))
 	b, _ := json.Marshal(p)
+	if p.Status == http.StatusServiceUnavailable {
+		c.Response().Header().Set(echo.HeaderRetryAfter, "1")
+	}
 	c.Response().Header().Set(echo.HeaderContentType, "application/problem+json")
 	c.Response().WriteHeader(p.Status)
 	_, _ = c.Response().Write(b)

@@ -7,6 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -131,4 +135,22 @@ func InterpretError(err error) error {
 // IsRetryable reports whether err is a deadlock or serialization failure.
 func IsRetryable(err error) bool {
 	return errors.Is(InterpretError(err), ErrRetryable)
+}
+
+// IsUnavailable reports whether err means the database could not be reached or went away (a
+// connection that failed or broke, SQLSTATE classes 08 and 57P: shutting down, crashed, cannot
+// connect now): the request did not run, or its transaction rolled back, so the client may retry
+// it later. Everything this service writes is idempotent by the client's id, so such a retry is safe.
+func IsUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P")
+	}
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connErr) || errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || pgconn.SafeToRetry(err)
 }
