@@ -12,7 +12,7 @@ ADDR ?= $(or $(REBATE_ADDR),127.0.0.1:8080)
 # paid end to end; `serve` itself defaults to the CSV bank file.
 PAYOUT_PROVIDER ?= $(or $(REBATE_PAYOUT_PROVIDER),simulated)
 
-.PHONY: run test build generate check db db-stop bench bench-batch clean
+.PHONY: run test fuzz build generate check db db-stop bench bench-batch clean
 
 build:
 	$(GO) build -o $(BIN)/rebate ./cmd/rebate
@@ -29,6 +29,13 @@ test:
 	@if [ -z "$$TEST_DATABASE_URL" ] && ! { [ -n "$$DOCKER_HOST" ] || [ -S /var/run/docker.sock ]; }; then \
 	  export TEST_DATABASE_URL="$$($(DEVDB) url postgres)"; fi; \
 	$(GO) test -count=1 -timeout 20m ./...
+
+## fuzz: search each fuzz target for FUZZTIME (make test runs only their seeds).
+FUZZTIME ?= 60s
+fuzz:
+	@if [ -z "$$TEST_DATABASE_URL" ]; then export TEST_DATABASE_URL="$$($(DEVDB) url postgres)"; fi; \
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/money && \
+	$(GO) test -run '^$$' -fuzz '^FuzzDecoders$$' -fuzztime $(FUZZTIME) ./internal/httpapi
 
 ## db: start the private database (created on first use); db-stop: stop it.
 db:

@@ -46,6 +46,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"csv (a bank file the operator downloads, results posted back) or simulated (SIMULATED: pays every item itself after --simulated-delay, fails accounts containing FAIL; moves no real money) (env REBATE_PAYOUT_PROVIDER)")
 	payoutEvery := fs.Duration("payout-every", time.Hour, "how often approved withdrawals are cut into payout batches; 0 turns the periodic cut off")
 	payoutBatchMax := fs.Int("payout-batch-max", 5000, "most withdrawals in one payout batch")
+	rateLimit := fs.Float64("rate-limit", envFloat("REBATE_RATE_LIMIT", 1000), "requests per second per API key or member token; 0 turns the limit off (env REBATE_RATE_LIMIT)")
+	rateBurst := fs.Int("rate-burst", envInt("REBATE_RATE_BURST", 2000), "requests a key may send at once above its rate (env REBATE_RATE_BURST)")
 	checkEvery := fs.Duration("check-every", 10*time.Second, "how often the continuous checker runs over what was sealed since its last run")
 	simulatedDelay := fs.Duration("simulated-delay", 2*time.Second, "how long the simulated provider takes to report results")
 	if err := fs.Parse(args); err != nil {
@@ -129,7 +131,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	serveErr := make(chan error, 1)
 	if *mode != "worker" {
 		e := httpapi.New(httpapi.Config{
-			Pool: pool, Ledger: l, Engine: engine, Wallet: wal, PayoutBatchMax: *payoutBatchMax, Logger: log, BodyLimit: *bodyLimit, RequestTimeout: *reqTimeout, KeyCacheTTL: *keyCacheTTL,
+			Pool: pool, Ledger: l, Engine: engine, Wallet: wal, PayoutBatchMax: *payoutBatchMax, Logger: log, RateLimit: *rateLimit, RateBurst: *rateBurst, BodyLimit: *bodyLimit, RequestTimeout: *reqTimeout, KeyCacheTTL: *keyCacheTTL,
 			Ready: func(context.Context) error {
 				if runWorkers && !workersUp.Load() {
 					return errors.New("River workers are not running")

@@ -237,3 +237,20 @@ func TestAnUnreachableDatabaseIs503WithRetryAfter(t *testing.T) {
 	require.Equal(t, "1", resp.Header.Get("Retry-After"))
 	require.Contains(t, string(raw), `"code":"unavailable"`)
 }
+
+func TestRateLimitsArePerKey(t *testing.T) {
+	t.Parallel()
+	b := setupWith(t, setupOpts{rateLimit: 0.5, rateBurst: 3})
+	for i := range 3 {
+		status, body, _ := b.get(t, "/v1/reports/trial-balance", b.auditor)
+		require.Equal(t, 200, status, "request %d: %v", i, body)
+	}
+	status, body, hdr := b.get(t, "/v1/reports/trial-balance", b.auditor)
+	require.Equal(t, 429, status, body)
+	require.Equal(t, "rate_limited", body["code"])
+	require.Equal(t, "2", hdr.Get("Retry-After"), "one token every two seconds")
+	status, body, _ = b.get(t, "/v1/program", b.operator)
+	require.Equal(t, 200, status, "another key has its own bucket: %v", body)
+	status, _, _ = b.get(t, "/healthz", "")
+	require.Equal(t, 200, status, "unauthenticated operations are not limited per key")
+}

@@ -52,13 +52,16 @@ type setupOpts struct {
 	provider wallet.Provider
 	// sim is the simulated provider inside provider, when provider wraps one.
 	sim *simulated.Provider
+	// rateLimit and rateBurst are the server's per-key rate limit (0: none).
+	rateLimit float64
+	rateBurst int
 	// now is where the manual clock of the engine, the wallet and the handlers stands.
 	now time.Time
 }
 
 func setup(t *testing.T) *testBundle { return setupWith(t, setupOpts{}) }
 
-func setupWith(t *testing.T, o setupOpts) *testBundle {
+func setupWith(t testing.TB, o setupOpts) *testBundle {
 	t.Helper()
 	pool := pgtest.New(t)
 	l := ledger.New(pool)
@@ -85,7 +88,8 @@ func setupWith(t *testing.T, o setupOpts) *testBundle {
 		require.NoError(t, rc.Start(context.Background()))
 		t.Cleanup(func() { _ = rc.Stop(context.Background()) })
 	}
-	e := httpapi.New(httpapi.Config{Pool: pool, Ledger: l, Engine: engine, Wallet: w, Clock: clk, BodyLimit: "1M", Logger: slog.New(slog.DiscardHandler)})
+	e := httpapi.New(httpapi.Config{Pool: pool, Ledger: l, Engine: engine, Wallet: w, Clock: clk, BodyLimit: "1M",
+		Logger: slog.New(slog.DiscardHandler), RateLimit: o.rateLimit, RateBurst: o.rateBurst})
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
 	ctx := context.Background()
@@ -104,7 +108,7 @@ func (b *testBundle) get(t *testing.T, path, key string) (int, map[string]any, h
 	return b.do(t, http.MethodGet, path, key, "")
 }
 
-func (b *testBundle) do(t *testing.T, method, path, key, body string) (int, map[string]any, http.Header) {
+func (b *testBundle) do(t testing.TB, method, path, key, body string) (int, map[string]any, http.Header) {
 	t.Helper()
 	req, err := http.NewRequest(method, b.srv.URL+path, strings.NewReader(body))
 	require.NoError(t, err)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -42,6 +43,10 @@ type Config struct {
 	BodyLimit string
 	// RequestTimeout bounds each request's handler.
 	RequestTimeout time.Duration
+	// RateLimit is the requests per second each API key (or member token's member) may make, with
+	// bursts of RateBurst; 0 turns the limit off (as the benchmarks' servers have it).
+	RateLimit float64
+	RateBurst int
 	// PayoutBatchMax is the most items a batch cut through the API holds (0: the wallet's default).
 	PayoutBatchMax int
 	// KeyCacheTTL is how long a found API key is trusted without a database lookup (0: never);
@@ -63,7 +68,7 @@ func New(cfg Config) *echo.Echo {
 	if cfg.RequestTimeout == 0 {
 		cfg.RequestTimeout = 30 * time.Second
 	}
-	s := &server{cfg: cfg, keys: auth.NewKeyCache(cfg.KeyCacheTTL)}
+	s := &server{cfg: cfg, keys: auth.NewKeyCache(cfg.KeyCacheTTL), limiter: newKeyLimiter(cfg.RateLimit, cfg.RateBurst)}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
@@ -119,8 +124,9 @@ func New(cfg Config) *echo.Echo {
 }
 
 type server struct {
-	cfg  Config
-	keys *auth.KeyCache
+	cfg     Config
+	keys    *auth.KeyCache
+	limiter *keyLimiter // nil: no limit
 }
 
 func requestID(c echo.Context) string {
@@ -229,6 +235,9 @@ func (s *server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		c.Set("principal", p)
+		if err := s.limit(c, strconv.FormatInt(p.KeyID, 10)+"/"+p.MemberID); err != nil {
+			return err
+		}
 		return next(c)
 	}
 }

@@ -87,7 +87,7 @@ func (b *testBundle) requireSound(t *testing.T) {
 	}
 }
 
-func (b *testBundle) entries(t *testing.T) int {
+func (b *testBundle) entries(t testing.TB) int {
 	t.Helper()
 	var n int
 	require.NoError(t, b.pool.QueryRow(context.Background(), "SELECT count(*) FROM entries").Scan(&n))
