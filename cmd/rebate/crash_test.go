@@ -326,3 +326,90 @@ func TestSIGTERMUnderLoadAnswersWhatItAccepted(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM orders`).Scan(&applied))
 	require.GreaterOrEqual(t, applied, ok201.Load(), "every 201 is applied")
 }
+
+// TestTwoAPIAndTwoWorkerProcesses runs `serve --mode api` twice and `serve --mode worker` twice
+// against one database: the same events sent to both API processes at once apply once each, the
+// hold releases run once, and the sealer's chain has no gap or fork.
+func TestTwoAPIAndTwoWorkerProcesses(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	url := pgtest.NewDatabase(t)
+	pool, err := store.Open(ctx, url, 4)
+	require.NoError(t, err)
+	defer pool.Close()
+	shop, err := auth.CreateKey(ctx, pool, auth.Shop, "scale-out-test")
+	require.NoError(t, err)
+	b, _ := json.Marshal(program.RulesJSON{Currency: "CNY", HoldPeriod: "1s", Rounding: "down", LevelRates: []string{"0.05"},
+		FirstOrderBonus: "0.00", MaxRebateRatio: "0.15", Points: program.PointsJSON{PerUnit: "0", Validity: "8760h"},
+		Withdrawal: program.WithdrawalJSON{Min: "10.00", Max: "5000.00", DailyCount: 3, DailyAmount: "10000.00", MonthlyAmount: "50000.00",
+			FeeRate: "0.01", FeeMin: "1.00", ReviewAbove: "2000.00"}})
+	_, err = program.Put(ctx, pool, b, time.Now().Add(-time.Hour), time.Time{})
+	require.NoError(t, err)
+	bin := buildBinary(t)
+	var apis []*server
+	for _, mode := range []string{"api", "api", "worker", "worker"} {
+		s := &server{t: t, bin: bin}
+		addr := freeAddr(t)
+		s.url = "http://" + addr
+		s.args = []string{"--database-url", url, "--addr", addr, "--mode", mode, "--seal-every", "100ms", "--rate-limit", "0"}
+		if mode == "worker" {
+			// A worker serves no HTTP: wait for its River client instead of /readyz.
+			s.log = &bytes.Buffer{}
+			s.cmd = exec.Command(bin, append([]string{"serve"}, s.args...)...)
+			s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+			require.NoError(t, s.cmd.Start())
+		} else {
+			s.start()
+			apis = append(apis, s)
+		}
+		defer func() {
+			_ = s.cmd.Process.Signal(syscall.SIGTERM)
+			_ = s.cmd.Wait()
+		}()
+	}
+	for _, body := range []string{`{"id":"a"}`, `{"id":"b","referrer_id":"a"}`} {
+		status, err := send(ctx, apis[0].url+"/v1/members", shop, body)
+		require.NoError(t, err)
+		require.Equal(t, 201, status)
+	}
+	const orders = 100
+	var wg sync.WaitGroup
+	statuses := make([][2]int, orders)
+	for i := range orders {
+		body := fmt.Sprintf(`{"id":"e%d","type":"order.paid","occurred_at":"%s","data":{"order_id":"o%d","member_id":"b","amount":"100.00","currency":"CNY"}}`,
+			i, time.Now().UTC().Format(time.RFC3339Nano), i)
+		for k, api := range apis {
+			wg.Go(func() {
+				status, err := send(ctx, api.url+"/v1/events", shop, body)
+				require.NoError(t, err)
+				statuses[i][k] = status
+			})
+		}
+	}
+	wg.Wait()
+	for i, st := range statuses {
+		require.Equal(t, [2]int{201, 201}, st, "event %d: both answer 201, one of them a replay", i)
+	}
+	require.Eventually(t, func() bool {
+		var left int
+		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM orders WHERE released_at IS NULL`).Scan(&left))
+		return left == 0
+	}, time.Minute, 100*time.Millisecond, "releases did not all run")
+	l := ledger.New(pool)
+	require.Eventually(t, func() bool {
+		n, err := l.Unsealed(ctx)
+		require.NoError(t, err)
+		return n == 0
+	}, time.Minute, 100*time.Millisecond)
+	var accruals, releases int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE kind = 'accrual'), count(*) FILTER (WHERE kind = 'release') FROM entries`).Scan(&accruals, &releases))
+	require.Equal(t, orders, accruals, "one accrual per order")
+	require.Equal(t, orders, releases, "one release per order")
+	avail, err := l.Balance(ctx, ledger.MemberAccount("a", "available"), money.CNY)
+	require.NoError(t, err)
+	require.Equal(t, "500.00", avail.String(), "5.00 per order, once")
+	var stdout, stderr bytes.Buffer
+	require.NoError(t, run(ctx, []string{"verify", "--full", "--seal=false", "--database-url", url}, &stdout, &stderr), stdout.String())
+	require.Contains(t, stdout.String(), `"problems": null`, "no gap or fork in the chain")
+}
