@@ -17,10 +17,13 @@ PAYOUT_PROVIDER ?= $(or $(REBATE_PAYOUT_PROVIDER),simulated)
 build:
 	$(GO) build -o $(BIN)/rebate ./cmd/rebate
 
-## run: build, start the database if needed, migrate, and serve with demo keys printed.
+## run: build, start the database if needed, migrate (as the owner), and serve (as the serving role,
+## least privilege, on the private cluster) with demo keys printed.
 run: build
-	@url="$${DATABASE_URL:-$$($(DEVDB) url rebate)}" && \
-	  DATABASE_URL="$$url" $(BIN)/rebate serve --migrate --demo --addr "$(ADDR)" --payout-provider "$(PAYOUT_PROVIDER)" --log-format text
+	@if [ -n "$$DATABASE_URL" ]; then owner="$$DATABASE_URL"; service="$$DATABASE_URL"; \
+	  else owner="$$($(DEVDB) url rebate)"; service="$$($(DEVDB) url rebate service)"; fi && \
+	  $(BIN)/rebate migrate --database-url "$$owner" && \
+	  $(BIN)/rebate serve --database-url "$$service" --demo --addr "$(ADDR)" --payout-provider "$(PAYOUT_PROVIDER)" --log-format text
 
 ## test: install the tools the tests need (scripts/tools.sh: hledger), start the database if needed,
 ## then run every test (real PostgreSQL, real River).

@@ -84,6 +84,12 @@ CONF
     ) || die "PostgreSQL did not start; see $log"
   fi
   "$bindir/pg_isready" -q -h 127.0.0.1 -p "$port" -t 30 || die "PostgreSQL is not accepting connections on 127.0.0.1:$port; see $log"
+  # The serving role and its login (least privilege: docs/operations.md); rebate migrate grants it
+  # its privileges in each database.
+  "$bindir/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -q \
+    -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rebate_app') THEN CREATE ROLE rebate_app NOLOGIN; END IF; END \$\$" \
+    -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rebate_service') THEN CREATE ROLE rebate_service LOGIN IN ROLE rebate_app; END IF; END \$\$" \
+    >/dev/null 2>&1 || true
   for db in rebate rebate_bench; do
     if ! "$bindir/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -tAc "select 1 from pg_database where datname='$db'" | grep -q 1; then
       "$bindir/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -qc "create database $db" >/dev/null 2>&1 || true
@@ -93,7 +99,11 @@ CONF
 
 case "${1:-ensure}" in
   ensure) ensure ;;
-  url) ensure; echo "postgres://postgres@127.0.0.1:$port/${2:-rebate}?sslmode=disable" ;;
+  url)
+    ensure
+    # url DB [service]: the owner's URL (migrations, tests), or the serving login's.
+    user=postgres; [ "${3:-}" = service ] && user=rebate_service
+    echo "postgres://$user@127.0.0.1:$port/${2:-rebate}?sslmode=disable" ;;
   fresh)
     # Benchmarks start from an empty database: one that keeps every earlier run grows past memory,
     # and its runs then measure its size rather than the code (docs/benchmarks.md).

@@ -73,6 +73,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		log.Info("migrations applied", "new", applied)
 	}
+	var owner bool
+	if err := pool.QueryRow(ctx, `SELECT has_table_privilege('entries', 'UPDATE') OR has_table_privilege('entries', 'TRUNCATE')`).Scan(&owner); err == nil && owner {
+		log.Warn("serving with rights that can change the journal (its owner or a superuser): run serve as the serving role (docs/operations.md, Roles)")
+	}
 	l := ledger.New(pool)
 	go func() {
 		// In the background: requests are served meanwhile, looking up what is not cached yet.

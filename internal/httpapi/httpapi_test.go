@@ -26,6 +26,7 @@ import (
 	"github.com/rebate-ledger/rebate/internal/money"
 	"github.com/rebate-ledger/rebate/internal/pgtest"
 	"github.com/rebate-ledger/rebate/internal/rebate"
+	"github.com/rebate-ledger/rebate/internal/store"
 	"github.com/rebate-ledger/rebate/internal/wallet"
 	"github.com/rebate-ledger/rebate/internal/wallet/csvbank"
 	"github.com/rebate-ledger/rebate/internal/wallet/simulated"
@@ -52,6 +53,8 @@ type setupOpts struct {
 	provider wallet.Provider
 	// sim is the simulated provider inside provider, when provider wraps one.
 	sim *simulated.Provider
+	// asService connects as the serving login role (least privilege), not the superuser.
+	asService bool
 	// rateLimit and rateBurst are the server's per-key rate limit (0: none).
 	rateLimit float64
 	rateBurst int
@@ -63,7 +66,15 @@ func setup(t *testing.T) *testBundle { return setupWith(t, setupOpts{}) }
 
 func setupWith(t testing.TB, o setupOpts) *testBundle {
 	t.Helper()
-	pool := pgtest.New(t)
+	var pool *pgxpool.Pool
+	if o.asService {
+		var err error
+		pool, err = store.Open(context.Background(), pgtest.AsService(pgtest.NewDatabase(t)), 40)
+		require.NoError(t, err)
+		t.Cleanup(pool.Close)
+	} else {
+		pool = pgtest.New(t)
+	}
 	l := ledger.New(pool)
 	engine := rebate.NewEngine(pool, l)
 	if o.now.IsZero() {

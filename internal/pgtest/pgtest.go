@@ -145,6 +145,11 @@ func template(tb testing.TB, admin *pgx.Conn) string {
 	if err := admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
 		tb.Fatalf("pgtest: %v", err)
 	}
+	// The serving role (cluster-wide) exists before the template is migrated, so that the
+	// migration grants it its privileges in every test database.
+	if err := store.EnsureServiceRoles(ctx, admin); err != nil {
+		tb.Fatalf("pgtest: %v", err)
+	}
 	if !exists {
 		building := name + "_building"
 		mustExec(tb, admin, "DROP DATABASE IF EXISTS "+building+" WITH (FORCE)")
@@ -221,4 +226,15 @@ func New(tb testing.TB) *pgxpool.Pool {
 	}
 	tb.Cleanup(pool.Close)
 	return pool
+}
+
+// AsService is url with the user changed to the serving login role (store.ServiceLogin), which
+// has only the serving role's privileges.
+func AsService(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	u.User = url.User(store.ServiceLogin)
+	return u.String()
 }

@@ -63,6 +63,10 @@ func SchemaHash() (string, error) {
 	for _, m := range migrator.AllVersions() {
 		fmt.Fprintf(h, "river:%d\n", m.Version)
 	}
+	// The grants Migrate applies are part of the schema too.
+	for _, g := range append(serviceGrants, riverGrants) {
+		fmt.Fprintf(h, "grant:%s\n", g)
+	}
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 
@@ -122,6 +126,9 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
 			return applied, err
 		}
 		applied = append(applied, m.Version)
+	}
+	if _, err := GrantServiceRole(ctx, conn); err != nil {
+		return applied, err
 	}
 	return applied, nil
 }
