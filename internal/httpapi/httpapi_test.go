@@ -101,7 +101,7 @@ func setupWith(t testing.TB, o setupOpts) *testBundle {
 	}
 	e := httpapi.New(httpapi.Config{Pool: pool, Ledger: l, Engine: engine, Wallet: w, Clock: clk, BodyLimit: "1M",
 		Logger: slog.New(slog.DiscardHandler), RateLimit: o.rateLimit, RateBurst: o.rateBurst})
-	srv := httptest.NewServer(e)
+	srv := httptest.NewServer(validated(t, e))
 	t.Cleanup(srv.Close)
 	ctx := context.Background()
 	auditor, err := auth.CreateKey(ctx, pool, auth.Auditor, "test-auditor")

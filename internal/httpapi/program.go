@@ -16,7 +16,15 @@ type programJSON struct {
 }
 
 func toProgramJSON(p program.Program) programJSON {
-	return programJSON{Version: p.Version, EffectiveAt: p.EffectiveAt, RulesJSON: p.JSON}
+	j := p.JSON
+	// Lists are lists, also when empty (never null).
+	if j.Tiers == nil {
+		j.Tiers = []program.TierJSON{}
+	}
+	if j.Milestones == nil {
+		j.Milestones = []program.MilestoneJSON{}
+	}
+	return programJSON{Version: p.Version, EffectiveAt: p.EffectiveAt, RulesJSON: j}
 }
 
 func (s *server) getProgram(c echo.Context) error {
