@@ -4,6 +4,7 @@
 SHELL := /bin/bash
 GO ?= go
 SQLC_VERSION := v1.31.1
+REDOCLY_VERSION := 2.77.0
 BIN := $(CURDIR)/bin
 SQLC := $(BIN)/sqlc-$(SQLC_VERSION)
 DEVDB := scripts/devdb.sh
@@ -56,10 +57,12 @@ $(SQLC):
 generate: $(SQLC)
 	$(SQLC) generate
 
-## check: go vet, and sqlc diff (generated code matches queries and schema).
+## check: go vet, sqlc diff (generated code matches queries and schema), gofmt, and Redocly's
+## recommended rules on docs/openapi.yaml (npx, from the npm registry, pinned).
 check: $(SQLC)
 	$(GO) vet ./...
 	$(SQLC) diff
+	npx --yes @redocly/cli@$(REDOCLY_VERSION) lint --format stylish docs/openapi.yaml
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
 ## bench: the journal benchmark beside pgbench's ceiling (see docs/benchmarks.md).
