@@ -382,7 +382,9 @@ func TestTwoAPIAndTwoWorkerProcesses(t *testing.T) {
 		for k, api := range apis {
 			wg.Go(func() {
 				status, err := send(ctx, api.url+"/v1/events", shop, body)
-				require.NoError(t, err)
+				if err != nil {
+					status = -1 // no answer before the test's deadline
+				}
 				statuses[i][k] = status
 			})
 		}
