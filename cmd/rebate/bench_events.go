@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,7 +39,7 @@ func benchEventsCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	concurrency := fs.Int("concurrency", 16, "concurrent HTTP clients (and pgbench clients)")
 	batch := fs.Int("batch", 1, "events per request (POST /v1/events/batch when > 1)")
 	members := fs.Int("members", 100_000, "members in the referral forest")
-	url := fs.String("url", "", "a running server to send to (its database must hold the forest); default: start one here")
+	url := fs.String("url", "", "running servers to send to, comma-separated (clients take them in turn; their database must hold the forest); default: start one here")
 	key := fs.String("key", "", "a shop key for --url")
 	skipCeiling := fs.Bool("skip-ceiling", false, "do not run pgbench")
 	coalesceWorkers := fs.Int("coalesce-workers", 4, "the in-process server's --coalesce-workers")
@@ -181,6 +182,7 @@ type eventsResult struct {
 }
 
 func benchEvents(ctx context.Context, url, key string, d time.Duration, concurrency, batch, members int, stderr io.Writer) (eventsResult, error) {
+	urls := strings.Split(url, ",")
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: concurrency}}
 	var (
@@ -226,7 +228,7 @@ func benchEvents(ctx context.Context, url, key string, d time.Duration, concurre
 					body, _ = json.Marshal(map[string]any{"events": events})
 					path = "/v1/events/batch"
 				}
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+path, bytes.NewReader(body))
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, urls[w%len(urls)]+path, bytes.NewReader(body))
 				req.Header.Set("Authorization", "Bearer "+key)
 				req.Header.Set("Content-Type", "application/json")
 				t0 := time.Now()
