@@ -34,6 +34,23 @@ func (s *server) chainSeq(c echo.Context, asOf *time.Time) (int64, error) {
 	return seq, err
 }
 
+// queryTimes reads the named query parameters as RFC 3339 times into their targets; an absent one
+// leaves its target as it is.
+func queryTimes(c echo.Context, into map[string]*time.Time) error {
+	for name, t := range into {
+		raw := c.QueryParam(name)
+		if raw == "" {
+			continue
+		}
+		v, err := time.Parse(time.RFC3339Nano, raw)
+		if err != nil {
+			return validation(name + " must be an RFC 3339 time such as 2026-11-01T00:00:00Z")
+		}
+		*t = v
+	}
+	return nil
+}
+
 // parseAsOf reads ?as_of= (RFC 3339); absent means now, from the cached balances.
 func parseAsOf(c echo.Context) (*time.Time, error) {
 	raw := c.QueryParam("as_of")
@@ -120,17 +137,8 @@ func (s *server) getTrialBalance(c echo.Context) error {
 // platform accounts' postings.
 func (s *server) getIncomeStatement(c echo.Context) error {
 	from, to := time.Time{}, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
-	for _, p := range []struct {
-		name string
-		into *time.Time
-	}{{"from", &from}, {"to", &to}} {
-		if raw := c.QueryParam(p.name); raw != "" {
-			t, err := time.Parse(time.RFC3339Nano, raw)
-			if err != nil {
-				return validation(p.name + " must be an RFC 3339 time")
-			}
-			*p.into = t
-		}
+	if err := queryTimes(c, map[string]*time.Time{"from": &from, "to": &to}); err != nil {
+		return err
 	}
 	cur := c.QueryParam("currency")
 	if cur != "" && !money.Currency(cur).Valid() {

@@ -39,17 +39,8 @@ func (s *server) getJournal(c echo.Context) error {
 			*p.into = n
 		}
 	}
-	for _, p := range []struct {
-		name string
-		into *time.Time
-	}{{"from", &rng.From}, {"to", &rng.To}} {
-		if raw := c.QueryParam(p.name); raw != "" {
-			t, err := time.Parse(time.RFC3339Nano, raw)
-			if err != nil {
-				return validation(p.name + " must be an RFC 3339 time")
-			}
-			*p.into = t
-		}
+	if err := queryTimes(c, map[string]*time.Time{"from": &rng.From, "to": &rng.To}); err != nil {
+		return err
 	}
 	res := c.Response()
 	// No write deadline for the stream (the server's WriteTimeout is for ordinary answers).

@@ -206,17 +206,8 @@ type reconciliationJSON struct {
 // withdrawals in flight = the members' withdrawing balances.
 func (s *server) getPayoutReport(c echo.Context) error {
 	from, to := time.Time{}, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
-	for _, p := range []struct {
-		name string
-		into *time.Time
-	}{{"from", &from}, {"to", &to}} {
-		if raw := c.QueryParam(p.name); raw != "" {
-			t, err := time.Parse(time.RFC3339Nano, raw)
-			if err != nil {
-				return validation(p.name + " must be an RFC 3339 time")
-			}
-			*p.into = t
-		}
+	if err := queryTimes(c, map[string]*time.Time{"from": &from, "to": &to}); err != nil {
+		return err
 	}
 	rep, err := s.cfg.Wallet.Report(c.Request().Context(), from, to)
 	if err != nil {
