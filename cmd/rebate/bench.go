@@ -36,6 +36,9 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "wallet" {
 		return benchWalletCmd(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "export" {
+		return benchExportCmd(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "ledger" {
 		return errors.New("usage: rebate bench ledger|events|wallet [--duration 20s] [--concurrency 16] [--batch N]")
 	}

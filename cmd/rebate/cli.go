@@ -66,6 +66,7 @@ func newRoot(ctx context.Context, stdout, stderr io.Writer) *cobra.Command {
 			leaf("ledger", "journal entries, one or --batch N per transaction", benchOf("ledger")),
 			leaf("events", "shop events over HTTP on a 100,000-member forest", benchOf("events")),
 			leaf("wallet", "withdrawals over HTTP, then payout results for every item", benchOf("wallet")),
+			leaf("export", "build a journal of --postings postings, then time rebate export beside PostgreSQL's COPY", benchOf("export")),
 		),
 	)
 	return root

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/mattn/go-isatty"
@@ -21,6 +23,11 @@ import (
 // terminal (periodic lines otherwise), and FILE.manifest.json beside an --out file. It only reads,
 // so --database-url may name a read replica.
 func export(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	// A stream holds little at a time; the service's GOGC of 400 (main) would let garbage grow to
+	// five times that before collecting, which is memory an export on a small machine does not have.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(100)
+	}
 	fs := newFlags("export", stderr)
 	dbURL := databaseFlag(fs)
 	format := fs.String("format", "jsonl", "jsonl, csv or hledger")
@@ -29,6 +36,7 @@ func export(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	from := fs.String("from", "", "RFC 3339: entries recorded at or after this instant (with --to, a contiguous stretch of the chain)")
 	to := fs.String("to", "", "RFC 3339: entries recorded before this instant")
 	out := fs.String("out", "", "write here (and FILE.manifest.json beside it) instead of stdout")
+	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the export to this file")
 	pool, err := parseAndOpen(ctx, fs, dbURL, args, 2)
 	if err != nil {
 		return err
@@ -57,9 +65,16 @@ func export(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return err
 		}
 		defer file.Close()
-		w = io.MultiWriter(file, h)
+		bw := bufio.NewWriterSize(io.MultiWriter(file, h), 1<<20)
+		defer bw.Flush() //nolint:errcheck
+		w = bw
+	}
+	stop, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
 	sum, err := audit.Export(ctx, pool, w, f, rng, exportProgress(stderr))
+	stop()
 	if err != nil {
 		return err
 	}
@@ -67,6 +82,9 @@ func export(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		sum.Entries, sum.Postings, sum.FromSeq, sum.ToSeq, sum.ChainHeadSeq, sum.Unsealed)
 	if file == nil {
 		return nil
+	}
+	if err := w.(*bufio.Writer).Flush(); err != nil {
+		return err
 	}
 	if err := file.Close(); err != nil {
 		return err

@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/shopspring/decimal"
 
+	"github.com/rebate-ledger/rebate/internal/money"
 	"github.com/rebate-ledger/rebate/internal/store"
 	"github.com/rebate-ledger/rebate/internal/store/sqlc"
 )
@@ -49,42 +51,63 @@ func SeqRange(ctx context.Context, db store.DBTX, from, to time.Time) (fromSeq, 
 	return r.FromSeq, r.ToSeq, true, nil
 }
 
-// StreamSealed calls fn for every sealed entry with fromSeq <= seq <= toSeq, in chain order,
-// reading SealBatch links at a time, so memory stays flat however long the chain. Run it in one
+// streamSealedSQL reads a stretch of the chain with its entries and postings in chain order, one
+// row per posting. It is not a generated query: sqlc's :many reads a whole result into memory, and
+// this one is read row by row while PostgreSQL produces it (constant memory, and PostgreSQL and the
+// encoder work at once). Every join is a primary-key lookup in seq order: no sort.
+const streamSealedSQL = `
+SELECT s.seq, s.prev_hash, s.hash, e.id, e.idempotency_key, e.kind, e.occurred_at, e.recorded_at, e.metadata, e.refers_to,
+       p.id, p.account_id, a.code, p.currency, p.side, p.amount
+FROM entry_seals s
+JOIN entries e ON e.id = s.entry_id
+JOIN postings p ON p.entry_id = e.id
+JOIN accounts a ON a.id = p.account_id
+WHERE s.seq BETWEEN $1 AND $2
+ORDER BY s.seq, p.id`
+
+// StreamSealed calls fn for every sealed entry with fromSeq <= seq <= toSeq, in chain order, from
+// one query read as it arrives, so memory stays flat however long the chain. Run it in one
 // REPEATABLE READ transaction for a single snapshot. fn's error stops the stream and is returned.
 func StreamSealed(ctx context.Context, db store.DBTX, fromSeq, toSeq int64, fn func(SealedEntry) error) error {
-	q := store.New(db)
-	after := fromSeq - 1
-	for after < toSeq {
-		seals, err := q.SealList(ctx, sqlc.SealListParams{AfterSeq: after, MaxSeals: int32(min(int64(SealBatch), toSeq-after))})
-		if err != nil {
-			return fmt.Errorf("read seals after %d: %w", after, err)
+	rows, err := db.Query(ctx, streamSealedSQL, fromSeq, toSeq)
+	if err != nil {
+		return fmt.Errorf("read the chain from %d: %w", fromSeq, err)
+	}
+	defer rows.Close()
+	var cur SealedEntry
+	have := false
+	var (
+		seq, entryID, postingID, accountID int64
+		prevHash, hash, metadata           []byte
+		key, kind, code, currency, side    string
+		occurredAt, recordedAt             time.Time
+		refersTo                           *int64
+		amount                             decimal.Decimal
+	)
+	for rows.Next() {
+		if err := rows.Scan(&seq, &prevHash, &hash, &entryID, &key, &kind, &occurredAt, &recordedAt, &metadata, &refersTo,
+			&postingID, &accountID, &code, &currency, &side, &amount); err != nil {
+			return fmt.Errorf("read the chain: %w", err)
 		}
-		if len(seals) == 0 {
-			return nil
-		}
-		ids := make([]int64, len(seals))
-		for i, s := range seals {
-			ids[i] = s.EntryID
-		}
-		entries, err := loadEntries(ctx, q, ids)
-		if err != nil {
-			return err
-		}
-		byID := make(map[int64]Entry, len(entries))
-		for _, e := range entries {
-			byID[e.ID] = e
-		}
-		for _, s := range seals {
-			e, ok := byID[s.EntryID]
-			if !ok {
-				return fmt.Errorf("seal %d names entry %d, which is missing", s.Seq, s.EntryID)
+		if !have || seq != cur.Seq {
+			if have {
+				if err := fn(cur); err != nil {
+					return err
+				}
 			}
-			if err := fn(SealedEntry{Seq: s.Seq, PrevHash: s.PrevHash, Hash: s.Hash, Entry: e}); err != nil {
-				return err
-			}
-			after = s.Seq
+			cur = SealedEntry{Seq: seq, PrevHash: prevHash, Hash: hash, Entry: Entry{ID: entryID, Key: key, Kind: kind,
+				OccurredAt: occurredAt, RecordedAt: recordedAt, Metadata: metadata, RefersTo: deref(refersTo)}}
+			have = true
 		}
+		amt, _ := money.New(amount, money.Currency(currency))
+		cur.Entry.Postings = append(cur.Entry.Postings, Posting{ID: postingID, Account: code, Side: Side(side), Amount: amt,
+			currency: money.Currency(currency), exact: amount, accountID: accountID})
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read the chain: %w", err)
+	}
+	if have {
+		return fn(cur)
 	}
 	return nil
 }
