@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/rebate-ledger/rebate/internal/audit"
 	"github.com/rebate-ledger/rebate/internal/auth"
@@ -73,6 +76,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		log.Info("migrations applied", "new", applied)
 	}
+	warnSettings(ctx, pool, log)
 	var owner bool
 	if err := pool.QueryRow(ctx, `SELECT has_table_privilege('entries', 'UPDATE') OR has_table_privilege('entries', 'TRUNCATE')`).Scan(&owner); err == nil && owner {
 		log.Warn("serving with rights that can change the journal (its owner or a superuser): run serve as the serving role (docs/operations.md, Roles)")
@@ -200,4 +204,22 @@ func printDemoKeys(ctx context.Context, db store.DBTX, addr string, w io.Writer)
 		}
 	}
 	return keys, nil
+}
+
+// warnSettings logs a warning for each database setting below what docs/operations.md asks for:
+// the journal's write path slows as it grows when checkpoints come too often (max_wal_size) or its
+// indexes no longer fit the buffer cache (shared_buffers).
+func warnSettings(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) {
+	for _, s := range []struct {
+		name string
+		min  int64
+		want string
+	}{{"shared_buffers", 512 << 20, "512MB"}, {"max_wal_size", 4 << 30, "4GB"}} {
+		var have int64
+		var shown string
+		err := pool.QueryRow(ctx, `SELECT pg_size_bytes(current_setting($1)), current_setting($1)`, s.name).Scan(&have, &shown)
+		if err == nil && have < s.min {
+			log.Warn("database setting below what the journal needs as it grows (docs/operations.md)", "setting", s.name, "is", shown, "want_at_least", s.want)
+		}
+	}
 }
