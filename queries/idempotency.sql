@@ -14,3 +14,9 @@ WHERE scope = @scope AND key = @key;
 -- name: IdempotencyComplete :exec
 UPDATE idempotency_keys SET answer = @answer
 WHERE scope = @scope AND key = @key AND answer IS NULL;
+
+-- name: IdempotencyInsert :exec
+-- IdempotencyInsert records a request and its answer at once (DoAfterLock: the caller's lock
+-- serialises duplicates, so there is no claim to take first).
+INSERT INTO idempotency_keys (scope, key, request_hash, answer)
+VALUES (@scope, @key, @request_hash, @answer);

@@ -772,3 +772,34 @@ func TestConcurrentDuplicateCreates(t *testing.T) {
 	}
 	b.requireSound(t)
 }
+
+// TestOneWithdrawalIDForTwoMembersAtOnce: the member's lock does not serialise these, so the two
+// collide on the recorded id; the loser runs again, sees the winner, and is refused as a conflict.
+func TestOneWithdrawalIDForTwoMembersAtOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for round := range 5 {
+		id := fmt.Sprintf("shared-%d", round)
+		pair := []string{fmt.Sprintf("x%d", round), fmt.Sprintf("y%d", round)}
+		for _, m := range pair {
+			b.member(t, m)
+			b.fund(t, m, "100.00")
+		}
+		var wg sync.WaitGroup
+		statuses := make([]int, 2)
+		codes := make([]any, 2)
+		for i, m := range pair {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var body map[string]any
+				statuses[i], body = b.withdraw(t, b.shop, m, id, "10.00")
+				codes[i] = body["code"]
+			}()
+		}
+		wg.Wait()
+		require.ElementsMatch(t, []int{201, 409}, statuses, "round %d: %v", round, codes)
+		require.Contains(t, codes, "idempotency_conflict")
+	}
+	b.requireSound(t)
+}

@@ -120,3 +120,68 @@ func DoWith[T any](ctx context.Context, tx pgx.Tx, req Request, reads []func(q *
 	}
 	return again, false, nil
 }
+
+// DoAfterLock is DoWith for requests whose duplicates a lock already serialises (a withdrawal takes
+// its member's row lock first): reads start with that lock, then the stored answer is looked up,
+// and a new request's answer is written once, with work's last writes (keep), instead of claimed
+// first and completed after. A concurrent duplicate that the lock does not serialise (the same id
+// for another member) collides on the primary key; the collision is retryable
+// (store.ErrRetryable), and the retried transaction sees the first request and answers as Do does.
+func DoAfterLock[T any](ctx context.Context, tx pgx.Tx, req Request, lockThenReads []func(q *store.Queries) error,
+	work func(keep func(T)) (T, error)) (out T, replayed bool, err error) {
+	var prev sqlc.IdempotencyGetRow
+	found := false
+	steps := append(append([]func(q *store.Queries) error(nil), lockThenReads...), func(q *store.Queries) error {
+		r, err := q.IdempotencyGet(ctx, sqlc.IdempotencyGetParams{Scope: req.Scope, Key: req.Key})
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		prev, found = r, err == nil
+		return err
+	})
+	if err := store.Pipelined(ctx, tx, steps...); err != nil {
+		return out, false, fmt.Errorf("read %s %q: %w", req.Scope, req.Key, err)
+	}
+	if found {
+		if !bytes.Equal(prev.RequestHash, req.Hash) {
+			return out, false, fmt.Errorf("%w: %s %q was sent before with a different body", ErrConflict, req.Scope, req.Key)
+		}
+		if err := json.Unmarshal(prev.Answer, &out); err != nil {
+			return out, false, fmt.Errorf("stored answer of %s %q: %w", req.Scope, req.Key, err)
+		}
+		return out, true, nil
+	}
+	var kept []byte
+	var keptDone func() error
+	var keepErr error
+	keep := func(v T) {
+		if kept, keepErr = json.Marshal(v); keepErr != nil {
+			return
+		}
+		keptDone = store.SendAhead(ctx, tx, func(q *store.Queries) error {
+			return q.IdempotencyInsert(ctx, sqlc.IdempotencyInsertParams{Scope: req.Scope, Key: req.Key, RequestHash: req.Hash, Answer: kept})
+		})
+	}
+	out, err = work(keep)
+	if keptDone != nil {
+		// The answer's insert went first in its round trip: its error (a duplicate id) is the one
+		// that explains any error of the statements after it.
+		if kerr := keptDone(); kerr != nil {
+			return out, false, fmt.Errorf("record %s %q: %w", req.Scope, req.Key, store.InterpretError(kerr))
+		}
+	}
+	if err != nil {
+		return out, false, err
+	}
+	if keepErr != nil {
+		return out, false, fmt.Errorf("encode answer of %s %q: %w", req.Scope, req.Key, keepErr)
+	}
+	if kept == nil {
+		return out, false, fmt.Errorf("%s %q: the work kept no answer", req.Scope, req.Key)
+	}
+	var again T
+	if err := json.Unmarshal(kept, &again); err != nil {
+		return out, false, fmt.Errorf("decode answer of %s %q: %w", req.Scope, req.Key, err)
+	}
+	return again, false, nil
+}

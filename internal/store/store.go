@@ -120,6 +120,10 @@ func InterpretError(err error) error {
 	switch {
 	case pgErr.Code == "40P01" || pgErr.Code == "40001":
 		return fmt.Errorf("%w: %w", ErrRetryable, err)
+	case pgErr.Code == "23505" && pgErr.ConstraintName == "idempotency_keys_pkey":
+		// A request id recorded by a concurrent transaction since this one looked: running the
+		// transaction again finds it (idem.DoAfterLock).
+		return fmt.Errorf("%w: %w", ErrRetryable, err)
 	case pgErr.ConstraintName == "entry_balanced" || pgErr.ConstraintName == "postings_same_transaction":
 		return fmt.Errorf("%w: %w", ErrUnbalanced, err)
 	case pgErr.ConstraintName == "account_balances_non_negative":

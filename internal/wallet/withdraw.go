@@ -70,7 +70,7 @@ func (w *Wallet) Request(ctx context.Context, r WithdrawalRequest) (Withdrawal, 
 	err = w.ledger.Transact(ctx, func(tx pgx.Tx) error {
 		rd := &requestReads{}
 		var err error
-		out, replayed, err = idem.DoWith(ctx, tx, req, rd.steps(ctx, r, now), func(keep func(Withdrawal)) (Withdrawal, error) {
+		out, replayed, err = idem.DoAfterLock(ctx, tx, req, rd.steps(ctx, r, now), func(keep func(Withdrawal)) (Withdrawal, error) {
 			return w.request(ctx, tx, r, amount, now, rd, keep)
 		})
 		return err
@@ -78,8 +78,9 @@ func (w *Wallet) Request(ctx context.Context, r WithdrawalRequest) (Withdrawal, 
 	return out, replayed, err
 }
 
-// requestReads is everything a withdrawal's checks read, in one round trip with its claim: the
-// member's row (locked first, so the rest is read under the lock), the program in force, the
+// requestReads is everything a withdrawal's checks read, in one round trip with its stored answer if
+// any: the member's row (locked first, so the rest, the answer too, is read under the lock:
+// duplicates of one member's withdrawal are serialised by it), the program in force, the
 // available balance in the requested currency, and the member's withdrawals of the last 33 days
 // (any month of any time zone starts within them) that count toward its limits.
 type requestReads struct {

@@ -69,3 +69,27 @@ func (q *Queries) IdempotencyGet(ctx context.Context, arg IdempotencyGetParams) 
 	err := row.Scan(&i.RequestHash, &i.Answer)
 	return i, err
 }
+
+const idempotencyInsert = `-- name: IdempotencyInsert :exec
+INSERT INTO idempotency_keys (scope, key, request_hash, answer)
+VALUES ($1, $2, $3, $4)
+`
+
+type IdempotencyInsertParams struct {
+	Scope       string
+	Key         string
+	RequestHash []byte
+	Answer      []byte
+}
+
+// IdempotencyInsert records a request and its answer at once (DoAfterLock: the caller's lock
+// serialises duplicates, so there is no claim to take first).
+func (q *Queries) IdempotencyInsert(ctx context.Context, arg IdempotencyInsertParams) error {
+	_, err := q.db.Exec(ctx, idempotencyInsert,
+		arg.Scope,
+		arg.Key,
+		arg.RequestHash,
+		arg.Answer,
+	)
+	return err
+}
