@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,9 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -144,14 +145,16 @@ func benchExportCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	fmt.Fprintf(stderr, "bench: exporting %d postings (rebate export, a subprocess)\n", total)
 	t0 := time.Now()
 	cmd := exec.CommandContext(ctx, self, "export", "--database-url", *dbURL, "--out", file)
-	cmd.Stderr = io.Discard
+	var exportErr bytes.Buffer
+	cmd.Stderr = &exportErr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("rebate export: %w", err)
+		return fmt.Errorf("rebate export: %w: %s", err, exportErr.String())
 	}
 	exportSecs := time.Since(t0).Seconds()
-	peakMB := 0.0
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		peakMB = float64(ru.Maxrss) / 1024
+	// The export reports its own peak resident memory (VmHWM) as it ends.
+	var peakMB float64
+	if m := regexp.MustCompile(`peak_rss_mb=([0-9]+)`).FindStringSubmatch(exportErr.String()); m != nil {
+		peakMB, _ = strconv.ParseFloat(m[1], 64)
 	}
 
 	fmt.Fprintf(stderr, "bench: COPY of the same rows in chain order\n")

@@ -11,6 +11,8 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mattn/go-isatty"
@@ -78,8 +80,8 @@ func export(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "export: %d entries, %d postings, seq %d to %d (chain head %d, %d entries not sealed yet)\n",
-		sum.Entries, sum.Postings, sum.FromSeq, sum.ToSeq, sum.ChainHeadSeq, sum.Unsealed)
+	fmt.Fprintf(stderr, "export: %d entries, %d postings, seq %d to %d (chain head %d, %d entries not sealed yet), peak_rss_mb=%d\n",
+		sum.Entries, sum.Postings, sum.FromSeq, sum.ToSeq, sum.ChainHeadSeq, sum.Unsealed, peakRSSMB())
 	if file == nil {
 		return nil
 	}
@@ -166,4 +168,19 @@ func verifyFile(path, manifest string, stdout io.Writer) error {
 		return e
 	}
 	return err
+}
+
+// peakRSSMB is this process's peak resident memory (VmHWM), in MiB; 0 where /proc cannot be read.
+func peakRSSMB() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb / 1024
+		}
+	}
+	return 0
 }

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"runtime"
+	"sync"
 
 	"github.com/shopspring/decimal"
 
@@ -58,11 +60,96 @@ type exportEntry struct {
 	} `json:"postings"`
 }
 
+// checked is what one line says on its own: its hash recomputed, its entry balanced.
+type checked struct {
+	trailer  *Summary
+	seq      int64
+	prevHex  string
+	prev     []byte
+	hash     []byte
+	hashHex  string
+	postings int64
+	debit    map[string]decimal.Decimal
+	credit   map[string]decimal.Decimal
+	problem  string // empty when the line is sound on its own
+}
+
+// checkLine checks everything a line can show alone; the links between lines are checked in order
+// afterwards. Lines are independent here, so they are checked on every core.
+func checkLine(raw []byte) checked {
+	var c checked
+	var l exportLine
+	if err := json.Unmarshal(bytes.TrimRight(raw, "\r\n"), &l); err != nil {
+		c.problem = "not a JSON object"
+		return c
+	}
+	if l.Trailer != nil {
+		c.trailer = l.Trailer
+		return c
+	}
+	if len(l.Entry) == 0 {
+		c.problem = "no entry"
+		return c
+	}
+	c.seq, c.prevHex, c.hashHex = l.Seq, l.PrevHash, l.Hash
+	prev, err1 := hex.DecodeString(l.PrevHash)
+	hash, err2 := hex.DecodeString(l.Hash)
+	if err1 != nil || err2 != nil || len(prev) != sha256.Size || len(hash) != sha256.Size {
+		c.problem = "prev_hash and hash must be 64 hex digits"
+		return c
+	}
+	c.prev, c.hash = prev, hash
+	if got := ledger.ChainHash(prev, l.Entry); !bytes.Equal(got, hash) {
+		c.problem = fmt.Sprintf("seq %d: the entry's hash is %x, the line says %x: the entry was altered", l.Seq, got, hash)
+		return c
+	}
+	var e exportEntry
+	if err := json.Unmarshal(l.Entry, &e); err != nil {
+		c.problem = fmt.Sprintf("seq %d: the entry is not an entry", l.Seq)
+		return c
+	}
+	if len(e.Postings) < 2 {
+		c.problem = fmt.Sprintf("seq %d: entry %d has %d postings, at least two are needed", l.Seq, e.ID, len(e.Postings))
+		return c
+	}
+	c.debit, c.credit = map[string]decimal.Decimal{}, map[string]decimal.Decimal{}
+	net := map[string]decimal.Decimal{}
+	for _, p := range e.Postings {
+		d, err := decimal.NewFromString(p.Amount)
+		if err != nil || !d.IsPositive() {
+			c.problem = fmt.Sprintf("seq %d: amount %q is not a positive decimal", l.Seq, p.Amount)
+			return c
+		}
+		switch p.Side {
+		case "debit":
+			net[p.Currency] = net[p.Currency].Add(d)
+			c.debit[p.Currency] = c.debit[p.Currency].Add(d)
+		case "credit":
+			net[p.Currency] = net[p.Currency].Sub(d)
+			c.credit[p.Currency] = c.credit[p.Currency].Add(d)
+		default:
+			c.problem = fmt.Sprintf("seq %d: side %q", l.Seq, p.Side)
+			return c
+		}
+		c.postings++
+	}
+	for cur, d := range net {
+		if !d.IsZero() {
+			c.problem = fmt.Sprintf("seq %d: entry %d does not balance in %s (debits minus credits %s)", l.Seq, e.ID, cur, d)
+			return c
+		}
+	}
+	return c
+}
+
+// verifyBatch is how many lines are read before they are checked together.
+const verifyBatch = 4096
+
 // VerifyFile checks a JSONL export with no database: every entry's hash is SHA-256 of the previous
 // link's hash and the entry's bytes, each line links to the one before it, seqs follow each other,
 // every entry balances per currency, the trailer's counts, sums and hashes are what the lines add
 // up to, and, with a manifest, the manifest says the same and the file's SHA-256 is its. The
-// first failure is returned, naming its line.
+// first failure is returned, naming its line. Lines are checked on every core, their links in order.
 func VerifyFile(r io.Reader, m *Manifest) (Report, error) {
 	h := sha256.New()
 	br := bufio.NewReaderSize(io.TeeReader(r, h), 1<<20)
@@ -74,80 +161,65 @@ func VerifyFile(r io.Reader, m *Manifest) (Report, error) {
 	var prevHash []byte
 	var startPrev string
 	var trailer *Summary
-	for {
-		raw, err := br.ReadBytes('\n')
-		if len(raw) == 0 && errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			return rep, fmt.Errorf("read the export: %w", err)
-		}
-		rep.Lines++
-		n := rep.Lines
-		if trailer != nil {
-			return bad(n, "a line after the trailer")
-		}
-		var l exportLine
-		if err := json.Unmarshal(bytes.TrimRight(raw, "\r\n"), &l); err != nil {
-			return bad(n, "not a JSON object")
-		}
-		if l.Trailer != nil {
-			trailer = l.Trailer
-			continue
-		}
-		if len(l.Entry) == 0 {
-			return bad(n, "no entry")
-		}
-		prev, err1 := hex.DecodeString(l.PrevHash)
-		hash, err2 := hex.DecodeString(l.Hash)
-		if err1 != nil || err2 != nil || len(prev) != sha256.Size || len(hash) != sha256.Size {
-			return bad(n, "prev_hash and hash must be 64 hex digits")
-		}
-		if rep.Entries == 0 {
-			rep.FromSeq, startPrev = l.Seq, l.PrevHash
-		} else {
-			if l.Seq != rep.ToSeq+1 {
-				return bad(n, "seq %d follows seq %d: a line is missing, added or out of order", l.Seq, rep.ToSeq)
+	workers := max(runtime.GOMAXPROCS(0), 1)
+	lines := make([][]byte, 0, verifyBatch)
+	results := make([]checked, verifyBatch)
+	for eof := false; !eof; {
+		lines = lines[:0]
+		for len(lines) < verifyBatch {
+			raw, err := br.ReadBytes('\n')
+			if len(raw) == 0 && errors.Is(err, io.EOF) {
+				eof = true
+				break
 			}
-			if !bytes.Equal(prev, prevHash) {
-				return bad(n, "prev_hash does not match the previous line's hash: the chain is broken here")
+			if err != nil && !errors.Is(err, io.EOF) {
+				return rep, fmt.Errorf("read the export: %w", err)
 			}
+			lines = append(lines, raw)
 		}
-		if got := ledger.ChainHash(prev, l.Entry); !bytes.Equal(got, hash) {
-			return bad(n, "seq %d: the entry's hash is %x, the line says %x: the entry was altered", l.Seq, got, hash)
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				for i := w; i < len(lines); i += workers {
+					results[i] = checkLine(lines[i])
+				}
+			})
 		}
-		var e exportEntry
-		if err := json.Unmarshal(l.Entry, &e); err != nil {
-			return bad(n, "seq %d: the entry is not an entry", l.Seq)
-		}
-		if len(e.Postings) < 2 {
-			return bad(n, "seq %d: entry %d has %d postings, at least two are needed", l.Seq, e.ID, len(e.Postings))
-		}
-		net := map[string]decimal.Decimal{}
-		for _, p := range e.Postings {
-			d, err := decimal.NewFromString(p.Amount)
-			if err != nil || !d.IsPositive() {
-				return bad(n, "seq %d: amount %q is not a positive decimal", l.Seq, p.Amount)
+		wg.Wait()
+		for i := range lines {
+			c := &results[i]
+			rep.Lines++
+			n := rep.Lines
+			if trailer != nil {
+				return bad(n, "a line after the trailer")
 			}
-			switch p.Side {
-			case "debit":
-				net[p.Currency] = net[p.Currency].Add(d)
-				debit[p.Currency] = debit[p.Currency].Add(d)
-			case "credit":
-				net[p.Currency] = net[p.Currency].Sub(d)
-				credit[p.Currency] = credit[p.Currency].Add(d)
-			default:
-				return bad(n, "seq %d: side %q", l.Seq, p.Side)
+			if c.problem != "" {
+				return bad(n, "%s", c.problem)
 			}
-			rep.Postings++
-		}
-		for c, d := range net {
-			if !d.IsZero() {
-				return bad(n, "seq %d: entry %d does not balance in %s (debits minus credits %s)", l.Seq, e.ID, c, d)
+			if c.trailer != nil {
+				trailer = c.trailer
+				continue
 			}
+			if rep.Entries == 0 {
+				rep.FromSeq, startPrev = c.seq, c.prevHex
+			} else {
+				if c.seq != rep.ToSeq+1 {
+					return bad(n, "seq %d follows seq %d: a line is missing, added or out of order", c.seq, rep.ToSeq)
+				}
+				if !bytes.Equal(c.prev, prevHash) {
+					return bad(n, "prev_hash does not match the previous line's hash: the chain is broken here")
+				}
+			}
+			for cur, d := range c.debit {
+				debit[cur] = debit[cur].Add(d)
+			}
+			for cur, d := range c.credit {
+				credit[cur] = credit[cur].Add(d)
+			}
+			rep.Postings += c.postings
+			rep.Entries++
+			rep.ToSeq, prevHash, rep.LastHash = c.seq, c.hash, c.hashHex
 		}
-		rep.Entries++
-		rep.ToSeq, prevHash, rep.LastHash = l.Seq, hash, l.Hash
 	}
 	rep.Sums = sumsOf(debit, credit)
 	rep.SHA256 = hex.EncodeToString(h.Sum(nil))
