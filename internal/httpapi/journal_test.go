@@ -127,9 +127,9 @@ func TestIncomeStatementEqualsThePlatformAccountsMovements(t *testing.T) {
 	require.NoError(t, b.engine.Release(ctx, "o1"))
 	status, w := b.withdraw(t, b.shop, "a", "w1", "11.00")
 	require.Equal(t, 201, status, w)
-	bt, _, err := b.wallet.Cut(ctx, walletCut())
+	bt, _, err := b.wallet.Cut(ctx, wallet.CutRequest{Currency: "CNY"})
 	require.NoError(t, err)
-	_, err = b.wallet.ApplyResults(ctx, bt.ID, []walletResult{{ItemID: bt.Items[0].ID, Status: "paid"}})
+	_, err = b.wallet.ApplyResults(ctx, bt.ID, []wallet.ItemResult{{ItemID: bt.Items[0].ID, Status: wallet.ItemPaid}})
 	require.NoError(t, err)
 	time.Sleep(2 * time.Millisecond)
 	to := time.Now()
@@ -181,7 +181,3 @@ func TestIncomeStatementEqualsThePlatformAccountsMovements(t *testing.T) {
 	status, _, _ = b.get(t, "/v1/reports/income-statement", b.shop)
 	require.Equal(t, 403, status)
 }
-
-type walletResult = wallet.ItemResult
-
-func walletCut() wallet.CutRequest { return wallet.CutRequest{Currency: "CNY"} }
