@@ -46,6 +46,7 @@ var access = map[string]string{
 	"GET /v1/journal":                         "auditor",
 	"GET /v1/reports/checks":                  "auditor operator",
 	"GET /v1/reports/income-statement":        "auditor operator",
+	"GET /v1/reports/program":                 "auditor operator",
 }
 
 // TestAuthorizationMatrix calls every route as nobody, each role, a member token for the member the

@@ -120,6 +120,7 @@ func New(cfg Config) *echo.Echo {
 	v1.GET("/journal", s.getJournal, s.authenticate, allow(auth.Auditor))
 	v1.GET("/reports/checks", s.getChecks, s.authenticate, allow(auth.Auditor, auth.Operator))
 	v1.GET("/reports/income-statement", s.getIncomeStatement, s.authenticate, allow(auth.Auditor, auth.Operator))
+	v1.GET("/reports/program", s.getProgramReport, s.authenticate, allow(auth.Auditor, auth.Operator))
 	return e
 }
 
