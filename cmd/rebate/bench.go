@@ -51,6 +51,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	skipCeiling := fs.Bool("skip-ceiling", false, "do not run pgbench")
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the ledger phase to this file")
 	warmup := fs.Duration("warmup", 3*time.Second, "run the workload this long first, unmeasured, then ANALYZE (plans and caches of a fresh database)")
+	prefill := fs.Int64("prefill", 0, "then grow the journal to this many postings (batch path) and measure again: how flat the write path stays as the journal grows")
 	pool, err := benchDatabase(ctx, fs, dbURL, args[1:], concurrency, func() error {
 		if *batch < 1 || *concurrency < 1 || *members < 3 {
 			return errors.New("--batch and --concurrency must be at least 1, --members at least 3")
@@ -92,6 +93,25 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		*batch, *concurrency, res.entries, res.txs, res.failed, res.sealed, res.backlog, res.cpuSummary())
 	fmt.Fprintf(stdout, "ledger entries/s=%.0f p50_ms=%.2f p99_ms=%.2f ceiling_tps=%.0f ratio=%.2f\n",
 		res.entriesPerSec, res.p50, res.p99, ceiling, ratio)
+	if *prefill <= 0 {
+		return nil
+	}
+	if err := buildJournal(ctx, pool, ledger.New(pool), *prefill, *members, 4, stderr); err != nil {
+		return err
+	}
+	if err := analyze(ctx, pool); err != nil {
+		return err
+	}
+	var postings int64
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM postings`).Scan(&postings); err != nil {
+		return err
+	}
+	grown, err := benchLedger(ctx, pool, *duration, *concurrency, *batch, *members, stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "batch=%d postings_before=%d entries/s=%.0f cpu_us_per_entry=%.0f%s\n", *batch, postings, grown.entriesPerSec, grown.cpuMicros, "")
+	fmt.Fprintf(stdout, "flat empty_entries/s=%.0f grown_entries/s=%.0f kept=%.2f\n", res.entriesPerSec, grown.entriesPerSec, grown.entriesPerSec/res.entriesPerSec)
 	return nil
 }
 

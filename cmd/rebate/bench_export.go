@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/rebate-ledger/rebate/internal/ledger"
 )
@@ -45,68 +46,8 @@ func benchExportCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	l := ledger.New(pool)
-	var have int64
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM postings`).Scan(&have); err != nil {
+	if err := buildJournal(ctx, pool, l, int64(*postings), *members, *writers, stderr); err != nil {
 		return err
-	}
-	if want := int64(*postings); have < want {
-		entries := int((want - have + 3) / 4)
-		fmt.Fprintf(stderr, "bench: writing %d entries (%d postings) through the batch path\n", entries, entries*4)
-		start := time.Now()
-		run := strconv.FormatInt(time.Now().UnixNano(), 36)
-		var next, done int64
-		var mu sync.Mutex
-		var firstErr error
-		var wg sync.WaitGroup
-		for w := range *writers {
-			wg.Go(func() {
-				r := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
-				for {
-					mu.Lock()
-					from := next
-					next += 100
-					mu.Unlock()
-					if from >= int64(entries) || ctx.Err() != nil {
-						return
-					}
-					n := min(100, int64(entries)-from)
-					reqs := make([]ledger.EntryRequest, n)
-					for i := range reqs {
-						reqs[i] = benchEntry(r, fmt.Sprintf("bx-%s-%d", run, from+int64(i)), *members)
-					}
-					err := l.Transact(ctx, func(tx pgx.Tx) error { _, err := l.PostMany(ctx, tx, reqs); return err })
-					mu.Lock()
-					if err != nil && firstErr == nil {
-						firstErr = err
-					}
-					done += n
-					if done%100_000 < n {
-						fmt.Fprintf(stderr, "bench: %d of %d entries (%.0f/s)\n", done, entries, float64(done)/time.Since(start).Seconds())
-					}
-					mu.Unlock()
-					if err != nil {
-						return
-					}
-				}
-			})
-		}
-		// The sealer follows the writers, as in the service.
-		sealCtx, stopSeal := context.WithCancel(ctx)
-		sealDone := make(chan struct{})
-		go func() {
-			defer close(sealDone)
-			for sealCtx.Err() == nil {
-				if n, err := l.Seal(sealCtx, ledger.SealBatch); err != nil || n == 0 {
-					time.Sleep(100 * time.Millisecond)
-				}
-			}
-		}()
-		wg.Wait()
-		stopSeal()
-		<-sealDone
-		if firstErr != nil {
-			return firstErr
-		}
 	}
 	fmt.Fprintf(stderr, "bench: sealing what is left\n")
 	for {
@@ -190,5 +131,75 @@ func benchExportCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	fmt.Fprintf(stdout, "postings=%d export_s=%.1f copy_s=%.1f verify_s=%.1f verify_postings/s=%.0f\n",
 		total, exportSecs, copySecs, verifySecs, float64(total)/verifySecs)
 	fmt.Fprintf(stdout, "export postings/s=%.0f copy_rows/s=%.0f ratio=%.2f peak_rss_mb=%.0f\n", exportRate, copyRate, exportRate/copyRate, peakMB)
+	return nil
+}
+
+// buildJournal writes rebate-shaped entries of four postings through the batch path (ledger.PostMany,
+// 100 entries a transaction, writers at once, the sealer following as in the service) until the
+// journal holds postings postings.
+func buildJournal(ctx context.Context, pool *pgxpool.Pool, l *ledger.Ledger, postings int64, members, writers int, stderr io.Writer) error {
+	var have int64
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM postings`).Scan(&have); err != nil {
+		return err
+	}
+	if want := postings; have < want {
+		entries := int((want - have + 3) / 4)
+		fmt.Fprintf(stderr, "bench: writing %d entries (%d postings) through the batch path\n", entries, entries*4)
+		start := time.Now()
+		run := strconv.FormatInt(time.Now().UnixNano(), 36)
+		var next, done int64
+		var mu sync.Mutex
+		var firstErr error
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Go(func() {
+				r := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
+				for {
+					mu.Lock()
+					from := next
+					next += 100
+					mu.Unlock()
+					if from >= int64(entries) || ctx.Err() != nil {
+						return
+					}
+					n := min(100, int64(entries)-from)
+					reqs := make([]ledger.EntryRequest, n)
+					for i := range reqs {
+						reqs[i] = benchEntry(r, fmt.Sprintf("bx-%s-%d", run, from+int64(i)), members)
+					}
+					err := l.Transact(ctx, func(tx pgx.Tx) error { _, err := l.PostMany(ctx, tx, reqs); return err })
+					mu.Lock()
+					if err != nil && firstErr == nil {
+						firstErr = err
+					}
+					done += n
+					if done%100_000 < n {
+						fmt.Fprintf(stderr, "bench: %d of %d entries (%.0f/s)\n", done, entries, float64(done)/time.Since(start).Seconds())
+					}
+					mu.Unlock()
+					if err != nil {
+						return
+					}
+				}
+			})
+		}
+		// The sealer follows the writers, as in the service.
+		sealCtx, stopSeal := context.WithCancel(ctx)
+		sealDone := make(chan struct{})
+		go func() {
+			defer close(sealDone)
+			for sealCtx.Err() == nil {
+				if n, err := l.Seal(sealCtx, ledger.SealBatch); err != nil || n == 0 {
+					time.Sleep(100 * time.Millisecond)
+				}
+			}
+		}()
+		wg.Wait()
+		stopSeal()
+		<-sealDone
+		if firstErr != nil {
+			return firstErr
+		}
+	}
 	return nil
 }
