@@ -88,7 +88,7 @@ func (d Destination) Masked() MaskedDestination {
 	return MaskedDestination{Type: d.Type, AccountLast4: string(r)}
 }
 
-// LogValue keeps a destination out of logs whole, whatever logs it.
+// String shows a destination masked, so that printing one (in a log line or an error) never shows it whole.
 func (d Destination) String() string { return d.Type + " …" + d.Masked().AccountLast4 }
 
 func (d Destination) validate() error {
