@@ -69,7 +69,7 @@ ensure() {
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$sockdir'
 max_connections = 200
-shared_buffers = 512MB
+shared_buffers = 2GB
 max_wal_size = 4GB
 CONF
   fi

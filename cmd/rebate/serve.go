@@ -207,19 +207,21 @@ func printDemoKeys(ctx context.Context, db store.DBTX, addr string, w io.Writer)
 }
 
 // warnSettings logs a warning for each database setting below what docs/operations.md asks for:
-// the journal's write path slows as it grows when checkpoints come too often (max_wal_size) or its
-// indexes no longer fit the buffer cache (shared_buffers).
+// the journal's write path slows as it grows when its indexes no longer fit the buffer cache
+// (shared_buffers: at least 512MB, and at least the postings' and entries' write-path indexes with a
+// quarter to spare) or when checkpoints come too often (max_wal_size).
 func warnSettings(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) {
-	for _, s := range []struct {
-		name string
-		min  int64
-		want string
-	}{{"shared_buffers", 512 << 20, "512MB"}, {"max_wal_size", 4 << 30, "4GB"}} {
-		var have int64
-		var shown string
-		err := pool.QueryRow(ctx, `SELECT pg_size_bytes(current_setting($1)), current_setting($1)`, s.name).Scan(&have, &shown)
-		if err == nil && have < s.min {
-			log.Warn("database setting below what the journal needs as it grows (docs/operations.md)", "setting", s.name, "is", shown, "want_at_least", s.want)
-		}
+	var buffers, indexes int64
+	var shown string
+	err := pool.QueryRow(ctx, `SELECT pg_size_bytes(current_setting('shared_buffers')), current_setting('shared_buffers'),
+		coalesce(pg_relation_size(to_regclass('postings_account_recorded_idx')), 0) + coalesce(pg_relation_size(to_regclass('postings_pkey')), 0)
+		  + coalesce(pg_relation_size(to_regclass('entries_idempotency_key_key')), 0)`).Scan(&buffers, &shown, &indexes)
+	if want := max(int64(512<<20), indexes*5/4); err == nil && buffers < want {
+		log.Warn("shared_buffers is below what the journal's indexes need to stay in memory (docs/operations.md)",
+			"shared_buffers", shown, "want_at_least_mb", want>>20, "journal_indexes_mb", indexes>>20)
+	}
+	var wal int64
+	if err := pool.QueryRow(ctx, `SELECT pg_size_bytes(current_setting('max_wal_size')), current_setting('max_wal_size')`).Scan(&wal, &shown); err == nil && wal < 4<<30 {
+		log.Warn("max_wal_size is below what the journal's write path needs (docs/operations.md)", "max_wal_size", shown, "want_at_least", "4GB")
 	}
 }
