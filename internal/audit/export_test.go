@@ -210,3 +210,32 @@ func TestHLedgerChecksTheExportAndAgreesWithTheTrialBalance(t *testing.T) {
 	}
 	require.Equal(t, want, got)
 }
+
+// brokenClient is a client that goes away after a few bytes: its writes fail from then on.
+type brokenClient struct {
+	n      int
+	cancel context.CancelFunc
+}
+
+func (b *brokenClient) Write(p []byte) (int, error) {
+	b.n += len(p)
+	if b.n > 2000 {
+		b.cancel()
+		return 0, fmt.Errorf("client went away")
+	}
+	return len(p), nil
+}
+
+// TestAnExportStopsWhenItsClientGoesAway: the stream ends at the first failed write, its query is
+// cancelled with the request's context, and the connection goes back to the pool.
+func TestAnExportStopsWhenItsClientGoesAway(t *testing.T) {
+	t.Parallel()
+	pool, _ := journal(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sum, err := audit.Export(ctx, pool, &brokenClient{cancel: cancel}, audit.JSONL, audit.Range{}, nil)
+	require.Error(t, err)
+	require.Less(t, sum.Entries, int64(36), "it stopped before the end")
+	require.Eventually(t, func() bool { return pool.Stat().AcquiredConns() == 0 }, 5*time.Second, 10*time.Millisecond,
+		"the export's connection is released")
+}
