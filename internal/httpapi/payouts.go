@@ -89,7 +89,7 @@ func (s *server) postPayoutBatch(c echo.Context) error {
 // getPayoutBatch answers the batch, or with ?format=csv the provider's bank file (destinations in
 // full: it is what the bank pays).
 func (s *server) getPayoutBatch(c echo.Context) error {
-	b, err := s.cfg.Wallet.Batch(c.Request().Context(), c.Param("bid"))
+	b, err := s.cfg.Wallet.Batch(c.Request().Context(), c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -153,7 +153,7 @@ func (s *server) postPayoutResults(c echo.Context) error {
 			results = append(results, wallet.ItemResult{ItemID: id, Status: r.Status, Reference: r.Reference, Reason: r.Reason})
 		}
 	}
-	outs, err := s.cfg.Wallet.ApplyResults(c.Request().Context(), c.Param("bid"), results)
+	outs, err := s.cfg.Wallet.ApplyResults(c.Request().Context(), c.Param("id"), results)
 	if err != nil {
 		return err
 	}
@@ -168,7 +168,7 @@ func (s *server) postPayoutResults(c echo.Context) error {
 		it := toItemJSON(c, o.Item)
 		answers[i].Status, answers[i].Replayed, answers[i].Item = http.StatusOK, o.Replayed, &it
 	}
-	b, err := s.cfg.Wallet.Batch(c.Request().Context(), c.Param("bid"))
+	b, err := s.cfg.Wallet.Batch(c.Request().Context(), c.Param("id"))
 	if err != nil {
 		return err
 	}

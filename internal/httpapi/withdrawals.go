@@ -71,12 +71,12 @@ func (s *server) postWithdrawal(c echo.Context) error {
 // ownWithdrawal reads a withdrawal the caller may see: a member token sees only its own member's
 // (another's is not found, so ids cannot be probed).
 func (s *server) ownWithdrawal(c echo.Context) (wallet.Withdrawal, error) {
-	w, err := s.cfg.Wallet.Get(c.Request().Context(), c.Param("wid"))
+	w, err := s.cfg.Wallet.Get(c.Request().Context(), c.Param("id"))
 	if err != nil {
 		return w, err
 	}
 	if p := principal(c); p.Role == auth.Member && p.MemberID != w.MemberID {
-		return wallet.Withdrawal{}, apperr.New(apperr.NotFound, "no withdrawal %q", c.Param("wid"))
+		return wallet.Withdrawal{}, apperr.New(apperr.NotFound, "no withdrawal %q", c.Param("id"))
 	}
 	return w, nil
 }
@@ -130,7 +130,7 @@ func (s *server) act(action wallet.Action) echo.HandlerFunc {
 		if p := principal(c); p.Role == auth.Member {
 			member = p.MemberID
 		}
-		w, replayed, err := s.cfg.Wallet.Act(c.Request().Context(), c.Param("wid"), action, req.Reason, member)
+		w, replayed, err := s.cfg.Wallet.Act(c.Request().Context(), c.Param("id"), action, req.Reason, member)
 		if err != nil {
 			return err
 		}
