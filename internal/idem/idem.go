@@ -53,75 +53,54 @@ var ErrConflict = apperr.New(apperr.IdempotencyConflict, "id was used with a dif
 // (a concurrent duplicate waits for this transaction, then replays), runs work, and stores its
 // answer with the claim. If work fails, the caller rolls tx back and the claim goes with it.
 func Do[T any](ctx context.Context, tx pgx.Tx, req Request, work func() (T, error)) (out T, replayed bool, err error) {
-	return DoWith(ctx, tx, req, nil, func(func(T)) (T, error) { return work() })
-}
-
-// DoWith is Do for work on the write path: the claim is sent in one round trip with reads, steps
-// for store.Pipelined that work needs (each should keep its own "no rows" rather than fail); and
-// work may hand its answer to keep before its writes, so that the stored answer travels to the
-// server with them (store.SendAhead) instead of in a round trip of its own.
-func DoWith[T any](ctx context.Context, tx pgx.Tx, req Request, reads []func(q *store.Queries) error,
-	work func(keep func(T)) (T, error)) (out T, replayed bool, err error) {
-	claimed := false
-	steps := append([]func(q *store.Queries) error{func(q *store.Queries) error {
-		_, err := q.IdempotencyClaim(ctx, sqlc.IdempotencyClaimParams{Scope: req.Scope, Key: req.Key, RequestHash: req.Hash})
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil // taken, by a transaction that has committed (the insert waited for it to end)
-		}
-		claimed = err == nil
-		return err
-	}}, reads...)
-	if err := store.Pipelined(ctx, tx, steps...); err != nil {
-		return out, false, fmt.Errorf("claim %s %q: %w", req.Scope, req.Key, err)
-	}
 	q := store.New(tx)
-	if !claimed {
+	_, err = q.IdempotencyClaim(ctx, sqlc.IdempotencyClaimParams{Scope: req.Scope, Key: req.Key, RequestHash: req.Hash})
+	if errors.Is(err, pgx.ErrNoRows) {
+		// Taken, by a transaction that has committed (the insert waited for it to end).
 		prev, err := q.IdempotencyGet(ctx, sqlc.IdempotencyGetParams{Scope: req.Scope, Key: req.Key})
 		if err != nil {
 			return out, false, fmt.Errorf("read %s %q: %w", req.Scope, req.Key, err)
 		}
-		if !bytes.Equal(prev.RequestHash, req.Hash) {
-			return out, false, fmt.Errorf("%w: %s %q was sent before with a different body", ErrConflict, req.Scope, req.Key)
-		}
-		if err := json.Unmarshal(prev.Answer, &out); err != nil {
-			return out, false, fmt.Errorf("stored answer of %s %q: %w", req.Scope, req.Key, err)
-		}
-		return out, true, nil
+		out, err = replay[T](req, prev)
+		return out, err == nil, err
 	}
-	var kept []byte
-	var keepErr error
-	keep := func(v T) {
-		if kept, keepErr = json.Marshal(v); keepErr != nil {
-			return
-		}
-		// Sent with the next statement work runs (or with the commit), in the same round trip.
-		_ = store.SendAhead(ctx, tx, func(q *store.Queries) error {
-			return q.IdempotencyComplete(ctx, sqlc.IdempotencyCompleteParams{Scope: req.Scope, Key: req.Key, Answer: kept})
-		})
+	if err != nil {
+		return out, false, fmt.Errorf("claim %s %q: %w", req.Scope, req.Key, err)
 	}
-	if out, err = work(keep); err != nil {
+	if out, err = work(); err != nil {
 		return out, false, err
 	}
-	if keepErr != nil {
-		return out, false, fmt.Errorf("encode answer of %s %q: %w", req.Scope, req.Key, keepErr)
+	answer, err := json.Marshal(out)
+	if err != nil {
+		return out, false, fmt.Errorf("encode answer of %s %q: %w", req.Scope, req.Key, err)
 	}
-	if kept == nil {
-		if kept, err = json.Marshal(out); err != nil {
-			return out, false, fmt.Errorf("encode answer of %s %q: %w", req.Scope, req.Key, err)
-		}
-		if err := q.IdempotencyComplete(ctx, sqlc.IdempotencyCompleteParams{Scope: req.Scope, Key: req.Key, Answer: kept}); err != nil {
-			return out, false, fmt.Errorf("store answer of %s %q: %w", req.Scope, req.Key, err)
-		}
+	if err := q.IdempotencyComplete(ctx, sqlc.IdempotencyCompleteParams{Scope: req.Scope, Key: req.Key, Answer: answer}); err != nil {
+		return out, false, fmt.Errorf("store answer of %s %q: %w", req.Scope, req.Key, err)
 	}
-	// Answer what a replay will answer: the stored bytes decoded, not the value as built.
-	var again T
-	if err := json.Unmarshal(kept, &again); err != nil {
-		return out, false, fmt.Errorf("decode answer of %s %q: %w", req.Scope, req.Key, err)
-	}
-	return again, false, nil
+	out, err = decoded[T](req, answer)
+	return out, false, err
 }
 
-// DoAfterLock is DoWith for requests whose duplicates a lock already serialises (a withdrawal takes
+// replay is the answer to a request sent before: its stored answer if the request is the same,
+// a conflict if not.
+func replay[T any](req Request, prev sqlc.IdempotencyGetRow) (T, error) {
+	var out T
+	if !bytes.Equal(prev.RequestHash, req.Hash) {
+		return out, fmt.Errorf("%w: %s %q was sent before with a different body", ErrConflict, req.Scope, req.Key)
+	}
+	return decoded[T](req, prev.Answer)
+}
+
+// decoded is the stored bytes decoded: what a replay will answer, so the first answer is the same.
+func decoded[T any](req Request, answer []byte) (T, error) {
+	var out T
+	if err := json.Unmarshal(answer, &out); err != nil {
+		return out, fmt.Errorf("stored answer of %s %q: %w", req.Scope, req.Key, err)
+	}
+	return out, nil
+}
+
+// DoAfterLock is Do for requests whose duplicates a lock already serialises (a withdrawal takes
 // its member's row lock first): reads start with that lock, then the stored answer is looked up,
 // and a new request's answer is written once, with work's last writes (keep), instead of claimed
 // first and completed after. A concurrent duplicate that the lock does not serialise (the same id
@@ -143,13 +122,8 @@ func DoAfterLock[T any](ctx context.Context, tx pgx.Tx, req Request, lockThenRea
 		return out, false, fmt.Errorf("read %s %q: %w", req.Scope, req.Key, err)
 	}
 	if found {
-		if !bytes.Equal(prev.RequestHash, req.Hash) {
-			return out, false, fmt.Errorf("%w: %s %q was sent before with a different body", ErrConflict, req.Scope, req.Key)
-		}
-		if err := json.Unmarshal(prev.Answer, &out); err != nil {
-			return out, false, fmt.Errorf("stored answer of %s %q: %w", req.Scope, req.Key, err)
-		}
-		return out, true, nil
+		out, err = replay[T](req, prev)
+		return out, err == nil, err
 	}
 	var kept []byte
 	var keptDone func() error
@@ -179,9 +153,6 @@ func DoAfterLock[T any](ctx context.Context, tx pgx.Tx, req Request, lockThenRea
 	if kept == nil {
 		return out, false, fmt.Errorf("%s %q: the work kept no answer", req.Scope, req.Key)
 	}
-	var again T
-	if err := json.Unmarshal(kept, &again); err != nil {
-		return out, false, fmt.Errorf("decode answer of %s %q: %w", req.Scope, req.Key, err)
-	}
-	return again, false, nil
+	out, err = decoded[T](req, kept)
+	return out, false, err
 }
