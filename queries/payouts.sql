@@ -43,7 +43,7 @@ ORDER BY created_at, id;
 UPDATE payout_batches SET status = 'submitted', submitted_at = @now
 WHERE id = @id AND status = 'open';
 
--- name: PayoutBatchComplete :exec
+-- name: PayoutBatchComplete :execrows
 -- PayoutBatchComplete closes a batch once every item has a result.
 UPDATE payout_batches b SET status = 'completed', completed_at = @now,
        submitted_at = coalesce(b.submitted_at, @now)

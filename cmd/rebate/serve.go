@@ -18,6 +18,7 @@ import (
 	"github.com/rebate-ledger/rebate/internal/httpapi"
 	"github.com/rebate-ledger/rebate/internal/jobs"
 	"github.com/rebate-ledger/rebate/internal/ledger"
+	"github.com/rebate-ledger/rebate/internal/notify"
 	"github.com/rebate-ledger/rebate/internal/rebate"
 	"github.com/rebate-ledger/rebate/internal/store"
 	"github.com/rebate-ledger/rebate/internal/wallet"
@@ -53,6 +54,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	rateBurst := fs.Int("rate-burst", envInt("REBATE_RATE_BURST", 2000), "requests a key may send at once above its rate (env REBATE_RATE_BURST)")
 	checkEvery := fs.Duration("check-every", 10*time.Second, "how often the continuous checker runs over what was sealed since its last run")
 	simulatedDelay := fs.Duration("simulated-delay", 2*time.Second, "how long the simulated provider takes to report results")
+	webhookEvery := fs.Duration("webhook-every", time.Second, "how often due webhook deliveries are sent")
+	webhookTimeout := fs.Duration("webhook-timeout", 10*time.Second, "how long one webhook delivery attempt may take")
+	webhookAllowLocal := fs.Bool("webhook-allow-local", envBool("REBATE_WEBHOOK_ALLOW_LOCAL", false),
+		"let webhook endpoints be plain http and on loopback, private and link-local addresses (local development only) (env REBATE_WEBHOOK_ALLOW_LOCAL)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -113,9 +118,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--payout-batch-max must be 1 to 100000, not %d", *payoutBatchMax)
 	}
 	wal := wallet.New(pool, l, provider)
+	if *webhookAllowLocal {
+		log.Warn("webhooks may go to plain http and local addresses (--webhook-allow-local): for development only")
+	}
+	dispatcher := notify.NewDispatcher(pool, notify.Options{Timeout: *webhookTimeout, AllowLocal: *webhookAllowLocal, Logger: log})
 	rc, err := jobs.NewClient(pool, l, engine, jobs.Config{Workers: runWorkers, SealEvery: *sealEvery, Logger: log,
 		Wallet: wal, Simulated: sim, PayoutEvery: *payoutEvery, PayoutBatchMax: *payoutBatchMax,
-		Checker: audit.NewChecker(pool), CheckEvery: *checkEvery})
+		Checker: audit.NewChecker(pool), CheckEvery: *checkEvery, Webhooks: dispatcher, WebhookEvery: *webhookEvery})
 	if err != nil {
 		return err
 	}
@@ -139,7 +148,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	serveErr := make(chan error, 1)
 	if *mode != "worker" {
 		e := httpapi.New(httpapi.Config{
-			Pool: pool, Ledger: l, Engine: engine, Wallet: wal, PayoutBatchMax: *payoutBatchMax, Logger: log, RateLimit: *rateLimit, RateBurst: *rateBurst, BodyLimit: *bodyLimit, RequestTimeout: *reqTimeout, KeyCacheTTL: *keyCacheTTL,
+			Pool: pool, Ledger: l, Engine: engine, Wallet: wal, Webhooks: notify.NewWebhooks(pool, nil, *webhookAllowLocal), PayoutBatchMax: *payoutBatchMax, Logger: log, RateLimit: *rateLimit, RateBurst: *rateBurst, BodyLimit: *bodyLimit, RequestTimeout: *reqTimeout, KeyCacheTTL: *keyCacheTTL,
 			Ready: func(context.Context) error {
 				if runWorkers && !workersUp.Load() {
 					return errors.New("River workers are not running")

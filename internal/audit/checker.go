@@ -15,6 +15,7 @@ import (
 	"github.com/rebate-ledger/rebate/internal/ledger"
 	"github.com/rebate-ledger/rebate/internal/metrics"
 	"github.com/rebate-ledger/rebate/internal/money"
+	"github.com/rebate-ledger/rebate/internal/notify"
 	"github.com/rebate-ledger/rebate/internal/store"
 	"github.com/rebate-ledger/rebate/internal/store/sqlc"
 )
@@ -93,12 +94,27 @@ func (c *Checker) Run(ctx context.Context) (*Check, error) {
 	// Written in a transaction of its own (the check read a read-only snapshot); a run that lost
 	// a race with another process's run for the same stretch is refused by nothing but harmless:
 	// both found the same.
-	id, err := store.New(c.pool).AuditCheckInsert(ctx, sqlc.AuditCheckInsertParams{FromSeq: from, ToSeq: to, Entries: rep.Entries,
-		Accounts: ch.Accounts, Status: ch.Status, Violations: body, StartedAt: started, FinishedAt: ch.FinishedAt})
+	// The check and its audit.violation notification commit together.
+	err = store.WithTx(ctx, c.pool, func(tx pgx.Tx) error {
+		id, err := store.New(tx).AuditCheckInsert(ctx, sqlc.AuditCheckInsertParams{FromSeq: from, ToSeq: to, Entries: rep.Entries,
+			Accounts: ch.Accounts, Status: ch.Status, Violations: body, StartedAt: started, FinishedAt: ch.FinishedAt})
+		if err != nil {
+			return fmt.Errorf("record the check: %w", err)
+		}
+		ch.ID = id
+		if len(problems) == 0 {
+			return nil
+		}
+		told := *ch
+		told.Violations = ch.Violations[:min(len(ch.Violations), 100)] // the rest: GET /v1/reports/checks
+		return notify.Write(ctx, tx, notify.Note{Type: notify.AuditViolation, Data: struct {
+			Check
+			Total int `json:"violations_total"`
+		}{told, len(ch.Violations)}})
+	})
 	if err != nil {
-		return nil, fmt.Errorf("record the check: %w", err)
+		return nil, err
 	}
-	ch.ID = id
 	metrics.AuditChecked(to, len(problems), ch.FinishedAt)
 	return ch, nil
 }

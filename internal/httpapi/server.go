@@ -24,6 +24,7 @@ import (
 	"github.com/rebate-ledger/rebate/internal/clock"
 	"github.com/rebate-ledger/rebate/internal/ledger"
 	"github.com/rebate-ledger/rebate/internal/metrics"
+	"github.com/rebate-ledger/rebate/internal/notify"
 	"github.com/rebate-ledger/rebate/internal/rebate"
 	"github.com/rebate-ledger/rebate/internal/wallet"
 )
@@ -34,6 +35,8 @@ type Config struct {
 	Ledger *ledger.Ledger
 	Engine *rebate.Engine
 	Wallet *wallet.Wallet
+	// Webhooks keeps the webhook endpoints; nil makes one that refuses local addresses.
+	Webhooks *notify.Webhooks
 	// Clock is "now" for business rules (program versions, redemptions); nil means the system clock.
 	Clock  clock.Clock
 	Logger *slog.Logger
@@ -61,6 +64,9 @@ func New(cfg Config) *echo.Echo {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.System{}
+	}
+	if cfg.Webhooks == nil {
+		cfg.Webhooks = notify.NewWebhooks(cfg.Pool, cfg.Clock, false)
 	}
 	if cfg.BodyLimit == "" {
 		cfg.BodyLimit = "1M"
@@ -121,6 +127,11 @@ func New(cfg Config) *echo.Echo {
 	v1.GET("/reports/checks", s.getChecks, s.authenticate, allow(auth.Auditor, auth.Operator))
 	v1.GET("/reports/income-statement", s.getIncomeStatement, s.authenticate, allow(auth.Auditor, auth.Operator))
 	v1.GET("/reports/program", s.getProgramReport, s.authenticate, allow(auth.Auditor, auth.Operator))
+	v1.POST("/webhooks", s.postWebhook, s.authenticate, allow(auth.Operator))
+	v1.GET("/webhooks", s.getWebhooks, s.authenticate, allow(auth.Operator))
+	v1.GET("/webhooks/:id", s.getWebhook, s.authenticate, allow(auth.Operator))
+	v1.DELETE("/webhooks/:id", s.deleteWebhook, s.authenticate, allow(auth.Operator))
+	v1.GET("/webhooks/:id/deliveries", s.getWebhookDeliveries, s.authenticate, allow(auth.Operator))
 	return e
 }
 

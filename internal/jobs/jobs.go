@@ -15,6 +15,7 @@ import (
 
 	"github.com/rebate-ledger/rebate/internal/audit"
 	"github.com/rebate-ledger/rebate/internal/ledger"
+	"github.com/rebate-ledger/rebate/internal/notify"
 	"github.com/rebate-ledger/rebate/internal/rebate"
 	"github.com/rebate-ledger/rebate/internal/wallet"
 	"github.com/rebate-ledger/rebate/internal/wallet/simulated"
@@ -124,6 +125,9 @@ type Config struct {
 	// Checker, when set, runs every CheckEvery (default 10 s) over what was sealed since its last run.
 	Checker    *audit.Checker
 	CheckEvery time.Duration
+	// Webhooks, when set, sends the outbox's deliveries every WebhookEvery (default 1 s).
+	Webhooks     *notify.Dispatcher
+	WebhookEvery time.Duration
 }
 
 // NewClient builds the River client with every worker registered and the periodic jobs set.
@@ -140,6 +144,9 @@ func NewClient(pool *pgxpool.Pool, l *ledger.Ledger, engine *rebate.Engine, cfg 
 	}
 	if cfg.Checker != nil {
 		river.AddWorker(workers, &CheckWorker{Checker: cfg.Checker})
+	}
+	if cfg.Webhooks != nil {
+		river.AddWorker(workers, &DispatchWebhooksWorker{Dispatcher: cfg.Webhooks})
 	}
 	rc := &river.Config{Workers: workers, Logger: cfg.Logger}
 	if cfg.Workers {
@@ -164,6 +171,13 @@ func NewClient(pool *pgxpool.Pool, l *ledger.Ledger, engine *rebate.Engine, cfg 
 			}
 			rc.PeriodicJobs = append(rc.PeriodicJobs, river.NewPeriodicJob(river.PeriodicInterval(cfg.CheckEvery),
 				func() (river.JobArgs, *river.InsertOpts) { return CheckArgs{}, nil }, nil))
+		}
+		if cfg.Webhooks != nil {
+			if cfg.WebhookEvery <= 0 {
+				cfg.WebhookEvery = time.Second
+			}
+			rc.PeriodicJobs = append(rc.PeriodicJobs, river.NewPeriodicJob(river.PeriodicInterval(cfg.WebhookEvery),
+				func() (river.JobArgs, *river.InsertOpts) { return DispatchWebhooksArgs{}, nil }, &river.PeriodicJobOpts{RunOnStart: true}))
 		}
 		if cfg.Wallet != nil && cfg.PayoutEvery > 0 {
 			rc.PeriodicJobs = append(rc.PeriodicJobs, river.NewPeriodicJob(river.PeriodicInterval(cfg.PayoutEvery),

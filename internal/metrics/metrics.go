@@ -37,6 +37,10 @@ var (
 	auditViolations = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "rebate_audit_violations_total", Help: "Violations of the journal's invariants the continuous checker found.",
 	})
+	webhookAttempts = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "rebate_webhook_attempts_total",
+		Help: "Webhook delivery attempts by result: delivered, retry (failed, to be tried again), dead (given up).",
+	}, []string{"result"})
 	auditLastSuccess = promauto.NewGauge(prometheus.GaugeOpts{
 		Name: "rebate_audit_last_success_timestamp_seconds", Help: "When the continuous checker last finished a run with no violation.",
 	})
@@ -80,3 +84,6 @@ func AuditChecked(seq int64, violations int, at time.Time) {
 		auditLastSuccess.Set(float64(at.Unix()))
 	}
 }
+
+// WebhookAttempt counts one delivery attempt by its result (delivered, retry, dead).
+func WebhookAttempt(result string) { webhookAttempts.WithLabelValues(result).Inc() }

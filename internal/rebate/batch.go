@@ -12,6 +12,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/rebate-ledger/rebate/internal/ledger"
+	"github.com/rebate-ledger/rebate/internal/notify"
 	"github.com/rebate-ledger/rebate/internal/program"
 	"github.com/rebate-ledger/rebate/internal/store"
 	"github.com/rebate-ledger/rebate/internal/store/sqlc"
@@ -124,6 +125,7 @@ type batch struct {
 	applied    []*refundState // refunds parked before this batch and applied in it
 	pointClaws []sqlc.PointsLotClawParams
 	releases   []Release
+	notes      []func() notify.Note // built once the entries' ids are known
 }
 
 type memberState struct {
@@ -244,6 +246,15 @@ func (b *batch) run(ctx context.Context, parsed []parsedEvent, idx []int, out []
 	b.queueOrders(ctx, q)
 	b.queueRefunds(ctx, q)
 	b.queueMembers(ctx, q)
+	if len(b.notes) > 0 {
+		notes := make([]notify.Note, len(b.notes))
+		for i, n := range b.notes {
+			notes[i] = n()
+		}
+		if err := notify.Queue(ctx, q, notes...); err != nil {
+			return err
+		}
+	}
 	var then []func(q *store.Queries) error
 	for _, pc := range b.pointClaws {
 		then = append(then, func(q *store.Queries) error {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rebate-ledger/rebate/internal/ledger"
 	"github.com/rebate-ledger/rebate/internal/money"
+	"github.com/rebate-ledger/rebate/internal/notify"
 	"github.com/rebate-ledger/rebate/internal/store/sqlc"
 )
 
@@ -134,6 +135,11 @@ func (b *batch) orderPaid(ev parsedEvent, w *eventWork) error {
 		}
 		o.accrual = b.newEntry(req)
 		w.entries = append(w.entries, o.accrual)
+		accrual, rebates := o.accrual, w.res.Rebates
+		b.notes = append(b.notes, func() notify.Note {
+			return notify.Note{Type: notify.RebateAccrued, Data: AccruedNote{EventID: ev.ID, OrderID: d.OrderID,
+				MemberID: d.MemberID, Amount: x, Currency: cur, EntryID: accrual.id, Rebates: rebates}}
+		})
 		slices.SortFunc(o.lots, func(a, b *lotState) int {
 			return cmp.Or(strings.Compare(a.beneficiary, b.beneficiary), strings.Compare(a.leg, b.leg))
 		})
@@ -237,6 +243,7 @@ func (b *batch) applyRefund(o *orderState, r *refundState, amt money.Amount, at 
 		req.RefersTo = *o.AccrualEntryID
 	}
 	totals := map[string]decimal.Decimal{}
+	var clawed []Clawback
 	for _, l := range o.lots {
 		target := l.clawed
 		switch l.leg {
@@ -270,6 +277,7 @@ func (b *batch) applyRefund(o *orderState, r *refundState, amt money.Amount, at 
 			}
 		}
 		totals[l.currency] = totals[l.currency].Add(delta)
+		clawed = append(clawed, Clawback{MemberID: l.beneficiary, Leg: l.leg, Amount: a, Currency: a.Currency(), From: from})
 		l.clawed = target
 		l.dirty = true
 	}
@@ -288,5 +296,10 @@ func (b *batch) applyRefund(o *orderState, r *refundState, amt money.Amount, at 
 	}
 	r.entry = b.newEntry(req)
 	r.entry.refersTo = o.accrual
+	entry, refund := r.entry, *r
+	b.notes = append(b.notes, func() notify.Note {
+		return notify.Note{Type: notify.RebateClawedBack, Data: ClawedBackNote{EventID: refund.eventID, OrderID: o.OrderID,
+			RefundID: refund.id, RefundAmount: refund.amount.String(), EntryID: entry.id, ClawedBack: clawed}}
+	})
 	return r.entry, nil
 }

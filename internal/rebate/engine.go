@@ -20,6 +20,7 @@ import (
 	"github.com/rebate-ledger/rebate/internal/clock"
 	"github.com/rebate-ledger/rebate/internal/ledger"
 	"github.com/rebate-ledger/rebate/internal/money"
+	"github.com/rebate-ledger/rebate/internal/notify"
 	"github.com/rebate-ledger/rebate/internal/program"
 	"github.com/rebate-ledger/rebate/internal/store"
 	"github.com/rebate-ledger/rebate/internal/store/sqlc"
@@ -261,6 +262,7 @@ func (e *Engine) Release(ctx context.Context, orderID string) error {
 		if order.AccrualEntryID != nil {
 			req.RefersTo = *order.AccrualEntryID
 		}
+		var released []Rebate
 		for _, l := range lots {
 			left := l.Amount.Sub(l.ClawedBack)
 			if !left.IsPositive() {
@@ -270,6 +272,7 @@ func (e *Engine) Release(ctx context.Context, orderID string) error {
 			if err != nil {
 				return err
 			}
+			released = append(released, Rebate{MemberID: l.BeneficiaryID, Leg: l.Leg, Amount: a, Currency: a.Currency(), ReleaseAt: order.ReleaseAt})
 			req.Postings = append(req.Postings,
 				ledger.PostingRequest{Account: ledger.MemberAccount(l.BeneficiaryID, "held"), Side: ledger.Debit, Amount: a},
 				ledger.PostingRequest{Account: ledger.MemberAccount(l.BeneficiaryID, "available"), Side: ledger.Credit, Amount: a})
@@ -284,6 +287,10 @@ func (e *Engine) Release(ctx context.Context, orderID string) error {
 				return err
 			}
 			entryID = &entry.ID
+			if err := notify.Write(ctx, tx, notify.Note{Type: notify.RebateReleased,
+				Data: ReleasedNote{OrderID: orderID, EntryID: entry.ID, Released: released}}); err != nil {
+				return err
+			}
 		}
 		// Released points start their validity now, under the order's program.
 		for _, l := range lots {

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/rebate-ledger/rebate/internal/ledger"
+	"github.com/rebate-ledger/rebate/internal/notify"
 	"github.com/rebate-ledger/rebate/internal/money"
 	"github.com/rebate-ledger/rebate/internal/program"
 	"github.com/rebate-ledger/rebate/internal/store"
@@ -162,6 +163,10 @@ func (e *Engine) Register(ctx context.Context, reg Registration) (Member, bool, 
 			}
 			out = memberFromRow(row)
 			break
+		}
+		if err := notify.Write(ctx, tx, notify.Note{Type: notify.MemberRegistered, Data: RegisteredNote{MemberID: out.ID,
+			ReferrerID: out.ReferrerID, Upline: nonNil(out.Upline), ReferralCode: out.ReferralCode}}); err != nil {
+			return err
 		}
 		return e.signupPoints(ctx, tx, out)
 	})

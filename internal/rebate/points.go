@@ -12,6 +12,7 @@ import (
 
 	"github.com/rebate-ledger/rebate/internal/idem"
 	"github.com/rebate-ledger/rebate/internal/ledger"
+	"github.com/rebate-ledger/rebate/internal/notify"
 	"github.com/rebate-ledger/rebate/internal/store"
 	"github.com/rebate-ledger/rebate/internal/store/sqlc"
 )
@@ -137,6 +138,7 @@ func (e *Engine) ExpirePoints(ctx context.Context, now time.Time, max int) (int,
 		if err != nil {
 			return err
 		}
+		var notes []notify.Note
 		for _, l := range lots {
 			// Read in this transaction: an earlier lot of the same member may have expired
 			// points a moment ago, in this same run.
@@ -152,16 +154,18 @@ func (e *Engine) ExpirePoints(ctx context.Context, now time.Time, max int) (int,
 			if expire == 0 {
 				continue
 			}
-			if _, err := e.ledger.Post(ctx, tx, ledger.EntryRequest{Key: "expiry:" + strconv.FormatInt(l.ID, 10), Kind: "expiry", OccurredAt: l.ExpiresAt,
+			entry, err := e.ledger.Post(ctx, tx, ledger.EntryRequest{Key: "expiry:" + strconv.FormatInt(l.ID, 10), Kind: "expiry", OccurredAt: l.ExpiresAt,
 				Metadata: map[string]any{"member_id": l.MemberID, "points_lot": l.ID},
 				Postings: []ledger.PostingRequest{
 					{Account: ledger.MemberAccount(l.MemberID, "available"), Side: ledger.Debit, Amount: points(expire)},
 					{Account: ledger.PointsExpired, Side: ledger.Credit, Amount: points(expire)},
-				}}); err != nil {
+				}})
+			if err != nil {
 				return err
 			}
+			notes = append(notes, notify.Note{Type: notify.PointsExpired, Data: PointsExpiredNote{MemberID: l.MemberID, Points: expire, EntryID: entry.ID}})
 		}
-		return nil
+		return notify.Write(ctx, tx, notes...)
 	})
 	return n, err
 }

@@ -158,3 +158,10 @@ func IsUnavailable(err error) bool {
 	return errors.As(err, &connErr) || errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || pgconn.SafeToRetry(err)
 }
+
+// IsUniqueViolation reports whether err is a unique-key violation (SQLSTATE 23505): a row with the
+// same key exists, written by another request.
+func IsUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/rebate-ledger/rebate/internal/idem"
 	"github.com/rebate-ledger/rebate/internal/ledger"
 	"github.com/rebate-ledger/rebate/internal/money"
+	"github.com/rebate-ledger/rebate/internal/notify"
 	"github.com/rebate-ledger/rebate/internal/store"
 	"github.com/rebate-ledger/rebate/internal/store/sqlc"
 )
@@ -111,6 +112,7 @@ func (w *Wallet) applyResults(ctx context.Context, tx pgx.Tx, batchID string, re
 	}
 	var reqs []ledger.EntryRequest
 	var settle sqlc.PayoutItemsSettleParams
+	var notes []notify.Note
 	now := w.clock.Now()
 	for i, r := range results {
 		if out[i].Err != nil {
@@ -183,8 +185,16 @@ func (w *Wallet) applyResults(ctx context.Context, tx pgx.Tx, batchID string, re
 		if _, err := q.PayoutBatchLock(ctx, batchID); err != nil {
 			return nil, fmt.Errorf("lock %s: %w", batchID, err)
 		}
-		if err := q.PayoutBatchComplete(ctx, sqlc.PayoutBatchCompleteParams{BatchID: batchID, Now: &now}); err != nil {
+		completed, err := q.PayoutBatchComplete(ctx, sqlc.PayoutBatchCompleteParams{BatchID: batchID, Now: &now})
+		if err != nil {
 			return nil, fmt.Errorf("complete %s: %w", batchID, err)
+		}
+		if completed > 0 {
+			b, err := w.batch(ctx, tx, batchID)
+			if err != nil {
+				return nil, err
+			}
+			notes = append(notes, batchNote(*b))
 		}
 	}
 	// Answer every accepted or replayed result with its item as it now stands.
@@ -200,10 +210,17 @@ func (w *Wallet) applyResults(ctx context.Context, tx pgx.Tx, batchID string, re
 		}
 		byID[it.ID] = it
 	}
+	var told []notify.Note
 	for i, r := range results {
 		if out[i].Err == nil {
 			out[i].Item = byID[r.ItemID]
+			if items[r.ItemID].settled == i {
+				told = append(told, itemNote(out[i].Item, batchID))
+			}
 		}
+	}
+	if err := notify.Write(ctx, tx, append(told, notes...)...); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/rebate-ledger/rebate/internal/apperr"
 	"github.com/rebate-ledger/rebate/internal/idem"
 	"github.com/rebate-ledger/rebate/internal/ledger"
+	"github.com/rebate-ledger/rebate/internal/notify"
 	"github.com/rebate-ledger/rebate/internal/store"
 	"github.com/rebate-ledger/rebate/internal/store/sqlc"
 )
@@ -104,7 +105,7 @@ func (w *Wallet) act(ctx context.Context, tx pgx.Tx, id string, action Action, r
 			return Withdrawal{}, err
 		}
 		wd.Status, wd.Reason, wd.ReviewedAt = Approved, reason, &now
-		return wd, nil
+		return wd, notify.Write(ctx, tx, note("", wd))
 	case Reject:
 		if wd.Status != PendingReview {
 			return Withdrawal{}, refuse("a withdrawal pending review")
@@ -132,7 +133,7 @@ func (w *Wallet) act(ctx context.Context, tx pgx.Tx, id string, action Action, r
 		wd.ReviewedAt = &now
 	}
 	wd.Status, wd.Reason, wd.SettledAt = status, reason, &now
-	return wd, nil
+	return wd, notify.Write(ctx, tx, note("", wd))
 }
 
 var pastTense = map[Action]string{Approve: "approved", Reject: "rejected", Cancel: "cancelled"}

@@ -16,6 +16,7 @@ import (
 	"github.com/rebate-ledger/rebate/internal/idem"
 	"github.com/rebate-ledger/rebate/internal/ledger"
 	"github.com/rebate-ledger/rebate/internal/money"
+	"github.com/rebate-ledger/rebate/internal/notify"
 	"github.com/rebate-ledger/rebate/internal/program"
 	"github.com/rebate-ledger/rebate/internal/store"
 	"github.com/rebate-ledger/rebate/internal/store/sqlc"
@@ -240,11 +241,21 @@ func (w *Wallet) request(ctx context.Context, tx pgx.Tx, r WithdrawalRequest, am
 			{Account: ledger.MemberAccount(r.MemberID, "available"), Side: ledger.Debit, Amount: amount},
 			{Account: ledger.MemberAccount(r.MemberID, "withdrawing"), Side: ledger.Credit, Amount: amount},
 		}}}, func() error {
+		// A withdrawal that waits for review is told as requested; one approved at once, as requested
+		// and approved.
+		notes := []notify.Note{note(notify.WithdrawalRequested, out)}
+		if out.Status == Approved {
+			notes = append(notes, note(notify.WithdrawalApproved, out))
+		}
+		told := notify.Ahead(ctx, tx, notes...)
 		n, err := store.New(tx).WithdrawalInsert(ctx, sqlc.WithdrawalInsertParams{ID: r.ID, MemberID: r.MemberID, Currency: string(cur),
 			Amount: amount.Decimal(), Fee: fee.Decimal(), Destination: dest, Status: status, ProgramVersion: p.Version,
 			RequestedAt: now, EntryKey: key})
 		if err == nil && n != 1 {
 			err = fmt.Errorf("withdrawal %s: its entry %s was not found", r.ID, key)
+		}
+		if err := told(); err != nil {
+			return err
 		}
 		return err
 	})

@@ -211,6 +211,31 @@ type Refund struct {
 	CreatedAt time.Time
 }
 
+type WebhookDelivery struct {
+	ID            int64
+	EventID       string
+	EndpointID    string
+	EventType     string
+	Data          []byte
+	CreatedAt     time.Time
+	Status        string
+	Attempts      int32
+	NextAttemptAt time.Time
+	LastAttemptAt *time.Time
+	LastStatus    pgtype.Int4
+	LastError     string
+	DeliveredAt   *time.Time
+}
+
+type WebhookEndpoint struct {
+	ID        string
+	Url       string
+	Events    []string
+	Secret    string
+	CreatedAt time.Time
+	DeletedAt *time.Time
+}
+
 type Withdrawal struct {
 	ID             string
 	MemberID       string

@@ -13,7 +13,7 @@ import (
 	"github.com/shopspring/decimal"
 )
 
-const payoutBatchComplete = `-- name: PayoutBatchComplete :exec
+const payoutBatchComplete = `-- name: PayoutBatchComplete :execrows
 UPDATE payout_batches b SET status = 'completed', completed_at = $1,
        submitted_at = coalesce(b.submitted_at, $1)
 WHERE b.id = $2 AND b.status <> 'completed'
@@ -26,9 +26,12 @@ type PayoutBatchCompleteParams struct {
 }
 
 // PayoutBatchComplete closes a batch once every item has a result.
-func (q *Queries) PayoutBatchComplete(ctx context.Context, arg PayoutBatchCompleteParams) error {
-	_, err := q.db.Exec(ctx, payoutBatchComplete, arg.Now, arg.BatchID)
-	return err
+func (q *Queries) PayoutBatchComplete(ctx context.Context, arg PayoutBatchCompleteParams) (int64, error) {
+	result, err := q.db.Exec(ctx, payoutBatchComplete, arg.Now, arg.BatchID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const payoutBatchGet = `-- name: PayoutBatchGet :one

@@ -1,0 +1,76 @@
+-- name: WebhookEndpointInsert :exec
+INSERT INTO webhook_endpoints (id, url, events, secret, created_at)
+VALUES (@id, @url, @events::text[], @secret, @created_at);
+
+-- name: WebhookEndpointGet :one
+SELECT id, url, events, secret, created_at, deleted_at
+FROM webhook_endpoints
+WHERE id = @id;
+
+-- name: WebhookEndpointList :many
+SELECT id, url, events, secret, created_at, deleted_at
+FROM webhook_endpoints
+WHERE deleted_at IS NULL AND id > @after_id::text
+ORDER BY id
+LIMIT @max_rows;
+
+-- name: WebhookEndpointDelete :execrows
+-- WebhookEndpointDelete marks the endpoint deleted (rows are kept: deliveries name them); its
+-- pending deliveries are cancelled in the same statement.
+WITH ended AS (
+  UPDATE webhook_endpoints SET deleted_at = @now::timestamptz
+  WHERE webhook_endpoints.id = @id AND webhook_endpoints.deleted_at IS NULL
+  RETURNING id
+)
+UPDATE webhook_deliveries d SET status = 'cancelled', last_error = 'the endpoint was deleted'
+FROM ended
+WHERE d.endpoint_id = ended.id AND d.status = 'pending';
+
+-- name: WebhookNotify :exec
+-- WebhookNotify is the outbox's one write: each note becomes one event (one id) and a delivery per
+-- live endpoint subscribed to its type. With no such endpoint it writes nothing.
+WITH notes AS MATERIALIZED (
+  SELECT 'evt_' || replace(gen_random_uuid()::text, '-', '') AS event_id, n.event_type, n.data
+  FROM (SELECT unnest(@event_types::text[]) AS event_type, unnest(@datas::text[]) AS data) n
+  WHERE EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.deleted_at IS NULL AND n.event_type = ANY (e.events))
+)
+INSERT INTO webhook_deliveries (event_id, endpoint_id, event_type, data, created_at, next_attempt_at)
+SELECT notes.event_id, e.id, notes.event_type, notes.data::jsonb, now(), now()
+FROM notes
+JOIN webhook_endpoints e ON e.deleted_at IS NULL AND notes.event_type = ANY (e.events);
+
+-- name: WebhookDeliveryClaim :many
+-- WebhookDeliveryClaim takes due deliveries for one attempt: their next attempt moves past the
+-- attempt's lease, so a sender that dies mid-attempt leaves them to be tried again after it.
+UPDATE webhook_deliveries d
+SET next_attempt_at = @lease_until, attempts = d.attempts + 1, last_attempt_at = @now::timestamptz
+FROM webhook_endpoints e
+WHERE d.id IN (
+    SELECT id FROM webhook_deliveries
+    WHERE status = 'pending' AND next_attempt_at <= @now::timestamptz
+    ORDER BY next_attempt_at
+    LIMIT @max_rows
+    FOR UPDATE SKIP LOCKED)
+  AND e.id = d.endpoint_id
+RETURNING d.id, d.event_id, d.event_type, d.data, d.created_at, d.attempts, e.url, e.secret;
+
+-- name: WebhookDeliveryDelivered :exec
+UPDATE webhook_deliveries
+SET status = 'delivered', delivered_at = @now::timestamptz, last_status = @last_status, last_error = ''
+WHERE id = @id AND status = 'pending';
+
+-- name: WebhookDeliveryFailed :exec
+-- WebhookDeliveryFailed records a failed attempt: tried again at next_attempt_at, or dead.
+UPDATE webhook_deliveries
+SET status = CASE WHEN @dead::boolean THEN 'dead' ELSE 'pending' END,
+    next_attempt_at = @next_attempt_at, last_status = sqlc.narg('last_status'), last_error = @last_error
+WHERE id = @id AND status = 'pending';
+
+-- name: WebhookDeliveryList :many
+SELECT id, event_id, endpoint_id, event_type, data, created_at, status, attempts, next_attempt_at,
+       last_attempt_at, last_status, last_error, delivered_at
+FROM webhook_deliveries
+WHERE endpoint_id = @endpoint_id AND (@status::text = '' OR status = @status::text)
+  AND (@before_id::bigint = 0 OR id < @before_id::bigint)
+ORDER BY id DESC
+LIMIT @max_rows;
