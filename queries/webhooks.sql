@@ -41,13 +41,14 @@ JOIN webhook_endpoints e ON e.deleted_at IS NULL AND notes.event_type = ANY (e.e
 
 -- name: WebhookDeliveryClaim :many
 -- WebhookDeliveryClaim takes due deliveries for one attempt: their next attempt moves past the
--- attempt's lease, so a sender that dies mid-attempt leaves them to be tried again after it.
+-- attempt's lease, so a sender that dies mid-attempt leaves them to be tried again after it. Due is
+-- by the later of the service's clock and the database's (new rows are stamped with the latter).
 UPDATE webhook_deliveries d
 SET next_attempt_at = @lease_until, attempts = d.attempts + 1, last_attempt_at = @now::timestamptz
 FROM webhook_endpoints e
 WHERE d.id IN (
     SELECT id FROM webhook_deliveries
-    WHERE status = 'pending' AND next_attempt_at <= @now::timestamptz
+    WHERE status = 'pending' AND next_attempt_at <= greatest(@now::timestamptz, now())
     ORDER BY next_attempt_at
     LIMIT @max_rows
     FOR UPDATE SKIP LOCKED)

@@ -73,3 +73,9 @@ func As(err error) *Error {
 	}
 	return nil
 }
+
+// Is reports whether err carries code.
+func Is(err error, code Code) bool {
+	c, ok := CodeOf(err)
+	return ok && c == code
+}

@@ -18,7 +18,7 @@ SET next_attempt_at = $1, attempts = d.attempts + 1, last_attempt_at = $2::times
 FROM webhook_endpoints e
 WHERE d.id IN (
     SELECT id FROM webhook_deliveries
-    WHERE status = 'pending' AND next_attempt_at <= $2::timestamptz
+    WHERE status = 'pending' AND next_attempt_at <= greatest($2::timestamptz, now())
     ORDER BY next_attempt_at
     LIMIT $3
     FOR UPDATE SKIP LOCKED)
@@ -44,7 +44,8 @@ type WebhookDeliveryClaimRow struct {
 }
 
 // WebhookDeliveryClaim takes due deliveries for one attempt: their next attempt moves past the
-// attempt's lease, so a sender that dies mid-attempt leaves them to be tried again after it.
+// attempt's lease, so a sender that dies mid-attempt leaves them to be tried again after it. Due is
+// by the later of the service's clock and the database's (new rows are stamped with the latter).
 func (q *Queries) WebhookDeliveryClaim(ctx context.Context, arg WebhookDeliveryClaimParams) ([]WebhookDeliveryClaimRow, error) {
 	rows, err := q.db.Query(ctx, webhookDeliveryClaim, arg.LeaseUntil, arg.Now, arg.MaxRows)
 	if err != nil {
