@@ -2,12 +2,14 @@ package audit_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/rebate-ledger/rebate/internal/audit"
+	"github.com/rebate-ledger/rebate/internal/notify"
 )
 
 // TestCheckerFindsWhatWasAlteredBehindTheTriggers changes a sealed posting's amount and a cached
@@ -18,6 +20,9 @@ func TestCheckerFindsWhatWasAlteredBehindTheTriggers(t *testing.T) {
 	ctx := context.Background()
 	pool, _ := journal(t)
 	c := audit.NewChecker(pool)
+	hook, _, err := notify.NewWebhooks(pool, nil, true).Register(ctx, notify.Registration{URL: "http://127.0.0.1:1/hook",
+		Events: []string{notify.AuditViolation}})
+	require.NoError(t, err)
 
 	conn, err := pool.Acquire(ctx)
 	require.NoError(t, err)
@@ -51,4 +56,21 @@ func TestCheckerFindsWhatWasAlteredBehindTheTriggers(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, list, 1)
 	require.Equal(t, ch.Violations, list[0].Violations)
+
+	// The run's audit.violation notification was written with it, once.
+	ds, _, err := notify.NewWebhooks(pool, nil, true).Deliveries(ctx, hook.ID, "", "", 10)
+	require.NoError(t, err)
+	require.Len(t, ds, 1)
+	require.Equal(t, notify.AuditViolation, ds[0].EventType)
+	var told struct {
+		Data struct {
+			ID         int64    `json:"id"`
+			Violations []string `json:"violations"`
+			Total      int      `json:"violations_total"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(ds[0].Body, &told))
+	require.Equal(t, ch.ID, told.Data.ID)
+	require.Equal(t, ch.Violations, told.Data.Violations)
+	require.Equal(t, len(ch.Violations), told.Data.Total)
 }

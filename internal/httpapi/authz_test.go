@@ -47,6 +47,11 @@ var access = map[string]string{
 	"GET /v1/reports/checks":                  "auditor operator",
 	"GET /v1/reports/income-statement":        "auditor operator",
 	"GET /v1/reports/program":                 "auditor operator",
+	"POST /v1/webhooks":                       "operator",
+	"GET /v1/webhooks":                        "operator auditor",
+	"GET /v1/webhooks/:id":                    "operator auditor",
+	"DELETE /v1/webhooks/:id":                 "operator",
+	"GET /v1/webhooks/:id/deliveries":         "operator auditor",
 }
 
 // TestAuthorizationMatrix calls every route as nobody, each role, a member token for the member the

@@ -24,6 +24,7 @@ import (
 	"github.com/rebate-ledger/rebate/internal/jobs"
 	"github.com/rebate-ledger/rebate/internal/ledger"
 	"github.com/rebate-ledger/rebate/internal/money"
+	"github.com/rebate-ledger/rebate/internal/notify"
 	"github.com/rebate-ledger/rebate/internal/pgtest"
 	"github.com/rebate-ledger/rebate/internal/rebate"
 	"github.com/rebate-ledger/rebate/internal/store"
@@ -93,13 +94,18 @@ func setupWith(t testing.TB, o setupOpts) *testBundle {
 	}
 	w := wallet.New(pool, l, o.provider)
 	w.SetClock(clk)
-	rc, err := jobs.NewClient(pool, l, engine, jobs.Config{Workers: o.workers, Wallet: w, Simulated: sim, Logger: slog.New(slog.DiscardHandler)})
+	// Webhooks go to the tests' loopback receivers; the dispatcher reads the system clock (the
+	// outbox stamps rows with the database's).
+	dispatcher := notify.NewDispatcher(pool, notify.Options{AllowLocal: true, Timeout: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)})
+	rc, err := jobs.NewClient(pool, l, engine, jobs.Config{Workers: o.workers, Wallet: w, Simulated: sim, Logger: slog.New(slog.DiscardHandler),
+		Webhooks: dispatcher, WebhookEvery: 100 * time.Millisecond})
 	require.NoError(t, err)
 	if o.workers {
 		require.NoError(t, rc.Start(context.Background()))
 		t.Cleanup(func() { _ = rc.Stop(context.Background()) })
 	}
 	e := httpapi.New(httpapi.Config{Pool: pool, Ledger: l, Engine: engine, Wallet: w, Clock: clk, BodyLimit: "1M",
+		Webhooks: notify.NewWebhooks(pool, clk, true),
 		Logger: slog.New(slog.DiscardHandler), RateLimit: o.rateLimit, RateBurst: o.rateBurst})
 	srv := httptest.NewServer(validated(t, e))
 	t.Cleanup(srv.Close)

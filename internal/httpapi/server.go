@@ -128,10 +128,10 @@ func New(cfg Config) *echo.Echo {
 	v1.GET("/reports/income-statement", s.getIncomeStatement, s.authenticate, allow(auth.Auditor, auth.Operator))
 	v1.GET("/reports/program", s.getProgramReport, s.authenticate, allow(auth.Auditor, auth.Operator))
 	v1.POST("/webhooks", s.postWebhook, s.authenticate, allow(auth.Operator))
-	v1.GET("/webhooks", s.getWebhooks, s.authenticate, allow(auth.Operator))
-	v1.GET("/webhooks/:id", s.getWebhook, s.authenticate, allow(auth.Operator))
+	v1.GET("/webhooks", s.getWebhooks, s.authenticate, allow(auth.Operator, auth.Auditor))
+	v1.GET("/webhooks/:id", s.getWebhook, s.authenticate, allow(auth.Operator, auth.Auditor))
 	v1.DELETE("/webhooks/:id", s.deleteWebhook, s.authenticate, allow(auth.Operator))
-	v1.GET("/webhooks/:id/deliveries", s.getWebhookDeliveries, s.authenticate, allow(auth.Operator))
+	v1.GET("/webhooks/:id/deliveries", s.getWebhookDeliveries, s.authenticate, allow(auth.Operator, auth.Auditor))
 	return e
 }
 
