@@ -25,6 +25,7 @@ import (
 	"github.com/rebate-ledger/rebate/internal/jobs"
 	"github.com/rebate-ledger/rebate/internal/ledger"
 	"github.com/rebate-ledger/rebate/internal/money"
+	"github.com/rebate-ledger/rebate/internal/notify"
 	"github.com/rebate-ledger/rebate/internal/program"
 	"github.com/rebate-ledger/rebate/internal/rebate"
 	"github.com/rebate-ledger/rebate/internal/store"
@@ -46,6 +47,7 @@ func benchEventsCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	coalesceMax := fs.Int("coalesce-max", 64, "the in-process server's --coalesce-max")
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the posting phase to this file")
 	warmup := fs.Duration("warmup", 3*time.Second, "run the workload this long first, unmeasured, then ANALYZE (plans and caches of a fresh database)")
+	webhook := fs.Bool("webhook", false, "subscribe one webhook endpoint (a local receiver answering 200) to every event type, and deliver to it while the bench runs")
 	pool, err := benchDatabase(ctx, fs, dbURL, args, concurrency, func() error {
 		if *batch < 1 || *batch > httpapi.MaxBatch || *concurrency < 1 || *members < 10 {
 			return errors.New("--batch must be 1 to 1000, --concurrency at least 1, --members at least 10")
@@ -69,7 +71,16 @@ func benchEventsCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 		if *coalesceWorkers > 0 {
 			defer engine.Coalesce(*coalesceWorkers, *coalesceMax)()
 		}
-		rc, err := jobs.NewClient(pool, l, engine, jobs.Config{Workers: true, Logger: slog.New(slog.DiscardHandler)})
+		cfg := jobs.Config{Workers: true, Logger: slog.New(slog.DiscardHandler)}
+		if *webhook {
+			stop, err := benchWebhook(ctx, pool)
+			if err != nil {
+				return err
+			}
+			defer stop()
+			cfg.Webhooks = notify.NewDispatcher(pool, notify.Options{AllowLocal: true, Logger: cfg.Logger})
+		}
+		rc, err := jobs.NewClient(pool, l, engine, cfg)
 		if err != nil {
 			return err
 		}
@@ -114,8 +125,36 @@ func benchEventsCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	fmt.Fprintf(stdout, "batch=%d concurrency=%d events=%d paid=%d refunds=%d requests=%d rejected=%d\n",
 		*batch, *concurrency, res.events, res.paid, res.refunds, res.requests, res.rejected)
+	if *webhook {
+		var delivered, pending int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'delivered'), count(*) FILTER (WHERE status = 'pending') FROM webhook_deliveries`).
+			Scan(&delivered, &pending); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "webhook=on deliveries_delivered=%d deliveries_pending=%d\n", delivered, pending)
+	}
 	fmt.Fprintf(stdout, "events/s=%.0f p50_ms=%.2f p99_ms=%.2f ceiling_tps=%.0f ratio=%.2f\n", res.perSec, res.p50, res.p99, ceiling, ratio)
 	return nil
+}
+
+// benchWebhook starts a local receiver that answers 200 to everything and subscribes it to every
+// event type: the outbox then writes a delivery for each note, and the dispatcher sends them.
+func benchWebhook(ctx context.Context, pool *pgxpool.Pool) (stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusOK)
+	})}
+	go srv.Serve(ln) //nolint:errcheck
+	if _, _, err := notify.NewWebhooks(pool, nil, true).Register(ctx, notify.Registration{URL: "http://" + ln.Addr().String() + "/hook",
+		Events: notify.Types}); err != nil {
+		srv.Close()
+		return nil, err
+	}
+	return func() { srv.Close() }, nil
 }
 
 // benchForest bulk-loads bench members: member i's inviter is a random earlier member whose depth
