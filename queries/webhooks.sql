@@ -46,26 +46,28 @@ JOIN webhook_endpoints e ON e.deleted_at IS NULL AND notes.event_type = ANY (e.e
 UPDATE webhook_deliveries d
 SET next_attempt_at = @lease_until, attempts = d.attempts + 1, last_attempt_at = @now::timestamptz
 FROM webhook_endpoints e
-WHERE d.id IN (
-    SELECT id FROM webhook_deliveries
+WHERE (d.endpoint_id, d.id) IN (
+    SELECT endpoint_id, id FROM webhook_deliveries
     WHERE status = 'pending' AND next_attempt_at <= greatest(@now::timestamptz, now())
     ORDER BY next_attempt_at
     LIMIT @max_rows
     FOR UPDATE SKIP LOCKED)
   AND e.id = d.endpoint_id
-RETURNING d.id, d.event_id, d.event_type, d.data, d.created_at, d.attempts, e.url, e.secret;
+RETURNING d.endpoint_id, d.id, d.event_id, d.event_type, d.data, d.created_at, d.attempts, e.url, e.secret;
 
--- name: WebhookDeliveryDelivered :exec
-UPDATE webhook_deliveries
-SET status = 'delivered', delivered_at = @now::timestamptz, last_status = @last_status, last_error = ''
-WHERE id = @id AND status = 'pending';
-
--- name: WebhookDeliveryFailed :exec
--- WebhookDeliveryFailed records a failed attempt: tried again at next_attempt_at, or dead.
-UPDATE webhook_deliveries
-SET status = CASE WHEN @dead::boolean THEN 'dead' ELSE 'pending' END,
-    next_attempt_at = @next_attempt_at, last_status = sqlc.narg('last_status'), last_error = @last_error
-WHERE id = @id AND status = 'pending';
+-- name: WebhookDeliveryRecord :exec
+-- WebhookDeliveryRecord writes a round's results at once: delivered, or failed and tried again at
+-- next_attempt_at, or dead (last_status 0: no HTTP answer).
+UPDATE webhook_deliveries d
+SET status = v.status,
+    delivered_at = CASE WHEN v.status = 'delivered' THEN @now::timestamptz END,
+    next_attempt_at = v.next_attempt_at,
+    last_status = NULLIF(v.last_status, 0),
+    last_error = v.last_error
+FROM (SELECT unnest(@endpoint_ids::text[]) AS endpoint_id, unnest(@ids::bigint[]) AS id,
+             unnest(@statuses::text[]) AS status, unnest(@next_attempt_ats::timestamptz[]) AS next_attempt_at,
+             unnest(@last_statuses::int[]) AS last_status, unnest(@last_errors::text[]) AS last_error) v
+WHERE d.endpoint_id = v.endpoint_id AND d.id = v.id AND d.status = 'pending';
 
 -- name: WebhookDeliveryList :many
 SELECT id, event_id, endpoint_id, event_type, data, created_at, status, attempts, next_attempt_at,

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rebate-ledger/rebate/internal/audit"
 	"github.com/rebate-ledger/rebate/internal/auth"
+	"github.com/rebate-ledger/rebate/internal/campaign"
 	"github.com/rebate-ledger/rebate/internal/httpapi"
 	"github.com/rebate-ledger/rebate/internal/jobs"
 	"github.com/rebate-ledger/rebate/internal/ledger"
@@ -122,7 +123,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Warn("webhooks may go to plain http and local addresses (--webhook-allow-local): for development only")
 	}
 	dispatcher := notify.NewDispatcher(pool, notify.Options{Timeout: *webhookTimeout, AllowLocal: *webhookAllowLocal, Logger: log})
-	rc, err := jobs.NewClient(pool, l, engine, jobs.Config{Workers: runWorkers, SealEvery: *sealEvery, Logger: log,
+	camps := campaign.New(pool, l)
+	rc, err := jobs.NewClient(pool, l, engine, jobs.Config{Workers: runWorkers, SealEvery: *sealEvery, Logger: log, Campaigns: camps,
 		Wallet: wal, Simulated: sim, PayoutEvery: *payoutEvery, PayoutBatchMax: *payoutBatchMax,
 		Checker: audit.NewChecker(pool), CheckEvery: *checkEvery, Webhooks: dispatcher, WebhookEvery: *webhookEvery})
 	if err != nil {
@@ -148,7 +150,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	serveErr := make(chan error, 1)
 	if *mode != "worker" {
 		e := httpapi.New(httpapi.Config{
-			Pool: pool, Ledger: l, Engine: engine, Wallet: wal, Webhooks: notify.NewWebhooks(pool, nil, *webhookAllowLocal), PayoutBatchMax: *payoutBatchMax, Logger: log, RateLimit: *rateLimit, RateBurst: *rateBurst, BodyLimit: *bodyLimit, RequestTimeout: *reqTimeout, KeyCacheTTL: *keyCacheTTL,
+			Pool: pool, Ledger: l, Engine: engine, Wallet: wal, Webhooks: notify.NewWebhooks(pool, nil, *webhookAllowLocal), Campaigns: camps, PayoutBatchMax: *payoutBatchMax, Logger: log, RateLimit: *rateLimit, RateBurst: *rateBurst, BodyLimit: *bodyLimit, RequestTimeout: *reqTimeout, KeyCacheTTL: *keyCacheTTL,
 			Ready: func(context.Context) error {
 				if runWorkers && !workersUp.Load() {
 					return errors.New("River workers are not running")

@@ -16,7 +16,7 @@ CREATE TABLE webhook_endpoints (
 -- lock on the one endpoint row that every write transaction names (a hot row, as in ADR 0002). The
 -- insert reads the endpoint in the same statement, and endpoints are never deleted (only marked).
 CREATE TABLE webhook_deliveries (
-  id               bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  id               bigint      GENERATED ALWAYS AS IDENTITY,
   event_id         text        NOT NULL,
   endpoint_id      text        NOT NULL,
   event_type       text        NOT NULL,
@@ -29,12 +29,14 @@ CREATE TABLE webhook_deliveries (
   last_status      integer,
   last_error       text        NOT NULL DEFAULT '',
   delivered_at     timestamptz,
-  CONSTRAINT webhook_deliveries_event_endpoint_key UNIQUE (event_id, endpoint_id),
+  -- Keyed by endpoint first: an endpoint's deliveries are listed newest first from the key. Each
+  -- row has its own event id per endpoint by construction (one statement makes the event id and
+  -- joins it to the endpoints), so no second unique index is paid for on the write path.
+  CONSTRAINT webhook_deliveries_pkey PRIMARY KEY (endpoint_id, id),
   CONSTRAINT webhook_deliveries_delivered_check CHECK ((status = 'delivered') = (delivered_at IS NOT NULL))
 );
 -- What the dispatcher claims: due, pending deliveries, oldest due first.
 CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
-CREATE INDEX webhook_deliveries_endpoint_idx ON webhook_deliveries (endpoint_id, id);
 
 CREATE FUNCTION webhooks_refuse_delete() RETURNS trigger
 LANGUAGE plpgsql AS $$

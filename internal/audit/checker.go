@@ -146,9 +146,16 @@ func memberChecks(ctx context.Context, q *store.Queries, accts []ledger.AccountB
 		if err != nil {
 			return nil, fmt.Errorf("read lots: %w", err)
 		}
-		out = append(out, compare("held", "unreleased rebate lots", held, func(yield func(string, decimal.Decimal)) {
+		prizes, err := q.CampaignPrizesHeldByMembers(ctx, heldMembers)
+		if err != nil {
+			return nil, fmt.Errorf("read campaign prizes: %w", err)
+		}
+		out = append(out, compare("held", "unreleased rebate lots and campaign prizes", held, func(yield func(string, decimal.Decimal)) {
 			for _, r := range rows {
 				yield(r.BeneficiaryID+" "+r.Currency, r.Held)
+			}
+			for _, r := range prizes {
+				yield(r.MemberID+" "+r.Currency, r.Held)
 			}
 		})...)
 	}
@@ -169,7 +176,7 @@ func memberChecks(ctx context.Context, q *store.Queries, accts []ledger.AccountB
 // compare reports every key whose balance differs from what the rows sum to (missing rows are zero).
 func compare(bucket, what string, balances map[string]money.Amount, rows func(func(string, decimal.Decimal))) []string {
 	want := map[string]decimal.Decimal{}
-	rows(func(k string, d decimal.Decimal) { want[k] = d })
+	rows(func(k string, d decimal.Decimal) { want[k] = want[k].Add(d) })
 	var out []string
 	for k, b := range balances {
 		if !b.Decimal().Equal(want[k]) {

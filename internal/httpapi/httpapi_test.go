@@ -19,6 +19,7 @@ import (
 
 	"github.com/rebate-ledger/rebate/docs"
 	"github.com/rebate-ledger/rebate/internal/auth"
+	"github.com/rebate-ledger/rebate/internal/campaign"
 	"github.com/rebate-ledger/rebate/internal/clock"
 	"github.com/rebate-ledger/rebate/internal/httpapi"
 	"github.com/rebate-ledger/rebate/internal/jobs"
@@ -34,16 +35,17 @@ import (
 )
 
 type testBundle struct {
-	srv      *httptest.Server
-	pool     *pgxpool.Pool
-	ledger   *ledger.Ledger
-	engine   *rebate.Engine
-	wallet   *wallet.Wallet
-	sim      *simulated.Provider
-	clock    *clock.Manual
-	auditor  string
-	shop     string
-	operator string
+	srv       *httptest.Server
+	pool      *pgxpool.Pool
+	ledger    *ledger.Ledger
+	engine    *rebate.Engine
+	wallet    *wallet.Wallet
+	sim       *simulated.Provider
+	clock     *clock.Manual
+	campaigns *campaign.Service
+	auditor   string
+	shop      string
+	operator  string
 }
 
 type setupOpts struct {
@@ -97,16 +99,18 @@ func setupWith(t testing.TB, o setupOpts) *testBundle {
 	// Webhooks go to the tests' loopback receivers; the dispatcher reads the system clock (the
 	// outbox stamps rows with the database's).
 	dispatcher := notify.NewDispatcher(pool, notify.Options{AllowLocal: true, Timeout: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)})
+	camps := campaign.New(pool, l)
+	camps.SetClock(clk)
 	rc, err := jobs.NewClient(pool, l, engine, jobs.Config{Workers: o.workers, Wallet: w, Simulated: sim, Logger: slog.New(slog.DiscardHandler),
-		Webhooks: dispatcher, WebhookEvery: 100 * time.Millisecond})
+		Webhooks: dispatcher, WebhookEvery: 100 * time.Millisecond, Campaigns: camps})
 	require.NoError(t, err)
 	if o.workers {
 		require.NoError(t, rc.Start(context.Background()))
 		t.Cleanup(func() { _ = rc.Stop(context.Background()) })
 	}
-	e := httpapi.New(httpapi.Config{Pool: pool, Ledger: l, Engine: engine, Wallet: w, Clock: clk, BodyLimit: "1M",
-		Webhooks: notify.NewWebhooks(pool, clk, true),
-		Logger: slog.New(slog.DiscardHandler), RateLimit: o.rateLimit, RateBurst: o.rateBurst})
+	e := httpapi.New(httpapi.Config{Pool: pool, Ledger: l, Engine: engine, Wallet: w, Clock: clk, BodyLimit: "1M", Logger: slog.New(slog.DiscardHandler),
+		Webhooks: notify.NewWebhooks(pool, clk, true), Campaigns: camps,
+		RateLimit: o.rateLimit, RateBurst: o.rateBurst})
 	srv := httptest.NewServer(validated(t, e))
 	t.Cleanup(srv.Close)
 	ctx := context.Background()
@@ -116,7 +120,7 @@ func setupWith(t testing.TB, o setupOpts) *testBundle {
 	require.NoError(t, err)
 	operator, err := auth.CreateKey(ctx, pool, auth.Operator, "test-operator")
 	require.NoError(t, err)
-	return &testBundle{srv: srv, pool: pool, ledger: l, engine: engine, wallet: w, sim: sim, clock: clk,
+	return &testBundle{srv: srv, pool: pool, ledger: l, engine: engine, wallet: w, sim: sim, clock: clk, campaigns: camps,
 		auditor: auditor, shop: shop, operator: operator}
 }
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/rebate-ledger/rebate/docs"
 	"github.com/rebate-ledger/rebate/internal/auth"
+	"github.com/rebate-ledger/rebate/internal/campaign"
 	"github.com/rebate-ledger/rebate/internal/clock"
 	"github.com/rebate-ledger/rebate/internal/ledger"
 	"github.com/rebate-ledger/rebate/internal/metrics"
@@ -35,6 +36,8 @@ type Config struct {
 	Ledger *ledger.Ledger
 	Engine *rebate.Engine
 	Wallet *wallet.Wallet
+	// Campaigns answers leaderboards and runs campaigns.
+	Campaigns *campaign.Service
 	// Webhooks keeps the webhook endpoints; nil makes one that refuses local addresses.
 	Webhooks *notify.Webhooks
 	// Clock is "now" for business rules (program versions, redemptions); nil means the system clock.
@@ -67,6 +70,9 @@ func New(cfg Config) *echo.Echo {
 	}
 	if cfg.Webhooks == nil {
 		cfg.Webhooks = notify.NewWebhooks(cfg.Pool, cfg.Clock, false)
+	}
+	if cfg.Campaigns == nil {
+		cfg.Campaigns = campaign.New(cfg.Pool, cfg.Ledger) // boards only: creating a campaign needs River
 	}
 	if cfg.BodyLimit == "" {
 		cfg.BodyLimit = "1M"
@@ -127,6 +133,10 @@ func New(cfg Config) *echo.Echo {
 	v1.GET("/reports/checks", s.getChecks, s.authenticate, allow(auth.Auditor, auth.Operator))
 	v1.GET("/reports/income-statement", s.getIncomeStatement, s.authenticate, allow(auth.Auditor, auth.Operator))
 	v1.GET("/reports/program", s.getProgramReport, s.authenticate, allow(auth.Auditor, auth.Operator))
+	// A member token sees the board and its own standing.
+	v1.GET("/leaderboard", s.getLeaderboard, s.authenticate, allowOwnCheckedByHandler(auth.Shop, auth.Member, auth.Auditor, auth.Operator))
+	v1.POST("/campaigns", s.postCampaign, s.authenticate, allow(auth.Operator))
+	v1.GET("/campaigns/:id", s.getCampaign, s.authenticate, allowOwnCheckedByHandler(auth.Shop, auth.Member, auth.Auditor, auth.Operator))
 	v1.POST("/webhooks", s.postWebhook, s.authenticate, allow(auth.Operator))
 	v1.GET("/webhooks", s.getWebhooks, s.authenticate, allow(auth.Operator, auth.Auditor))
 	v1.GET("/webhooks/:id", s.getWebhook, s.authenticate, allow(auth.Operator, auth.Auditor))

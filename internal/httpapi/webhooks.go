@@ -88,4 +88,3 @@ func (s *server) getWebhookDeliveries(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, out)
 }
-

@@ -194,4 +194,3 @@ func TestWebhooksTellEveryCommittedChangeOnce(t *testing.T) {
 	require.Equal(t, http.StatusOK, status, list)
 	require.Empty(t, list["items"])
 }
-

@@ -14,6 +14,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/rebate-ledger/rebate/internal/audit"
+	"github.com/rebate-ledger/rebate/internal/campaign"
 	"github.com/rebate-ledger/rebate/internal/ledger"
 	"github.com/rebate-ledger/rebate/internal/notify"
 	"github.com/rebate-ledger/rebate/internal/rebate"
@@ -125,6 +126,8 @@ type Config struct {
 	// Checker, when set, runs every CheckEvery (default 10 s) over what was sealed since its last run.
 	Checker    *audit.Checker
 	CheckEvery time.Duration
+	// Campaigns, when set, gets its award and release jobs.
+	Campaigns *campaign.Service
 	// Webhooks, when set, sends the outbox's deliveries every WebhookEvery (default 1 s).
 	Webhooks     *notify.Dispatcher
 	WebhookEvery time.Duration
@@ -147,6 +150,10 @@ func NewClient(pool *pgxpool.Pool, l *ledger.Ledger, engine *rebate.Engine, cfg 
 	}
 	if cfg.Webhooks != nil {
 		river.AddWorker(workers, &DispatchWebhooksWorker{Dispatcher: cfg.Webhooks})
+	}
+	if cfg.Campaigns != nil {
+		river.AddWorker(workers, &CampaignAwardWorker{Campaigns: cfg.Campaigns})
+		river.AddWorker(workers, &CampaignReleaseWorker{Campaigns: cfg.Campaigns})
 	}
 	rc := &river.Config{Workers: workers, Logger: cfg.Logger}
 	if cfg.Workers {
@@ -189,6 +196,9 @@ func NewClient(pool *pgxpool.Pool, l *ledger.Ledger, engine *rebate.Engine, cfg 
 		return nil, err
 	}
 	engine.SetScheduler(ReleaseScheduler(client))
+	if cfg.Campaigns != nil {
+		cfg.Campaigns.SetScheduler(campaignScheduler{client})
+	}
 	if cfg.Wallet != nil {
 		cfg.Wallet.SetSubmitScheduler(func(ctx context.Context, tx pgx.Tx, batchID string) error {
 			_, err := client.InsertTx(ctx, tx, SubmitBatchArgs{BatchID: batchID}, nil)

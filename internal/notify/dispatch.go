@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/rebate-ledger/rebate/internal/clock"
@@ -153,38 +152,77 @@ func (d *Dispatcher) Run(ctx context.Context) (int, error) {
 
 // round sends one claim's deliveries: one endpoint's in order, several endpoints at once. When an
 // endpoint cannot be reached, the rest of its deliveries in the round wait for their next attempt
-// without being tried: a dead endpoint costs one timeout per round, not one per delivery.
+// without being tried: a dead endpoint costs one timeout per round, not one per delivery. The
+// round's results are written together, in one statement.
 func (d *Dispatcher) round(ctx context.Context, rows []sqlc.WebhookDeliveryClaimRow) {
-	groups := map[string][]sqlc.WebhookDeliveryClaimRow{}
+	groups := map[string][]int{}
 	var order []string
-	for _, r := range rows {
+	for i, r := range rows {
 		if _, ok := groups[r.Url]; !ok {
 			order = append(order, r.Url)
 		}
-		groups[r.Url] = append(groups[r.Url], r)
+		groups[r.Url] = append(groups[r.Url], i)
 	}
+	type result struct {
+		status int
+		err    error
+	}
+	results := make([]result, len(rows))
 	sem := make(chan struct{}, d.opts.Concurrency)
 	var wg sync.WaitGroup
 	for _, u := range order {
 		wg.Add(1)
 		sem <- struct{}{}
-		go func(group []sqlc.WebhookDeliveryClaimRow) {
+		go func(group []int) {
 			defer func() { <-sem; wg.Done() }()
 			var unreachable error
-			for _, r := range group {
+			for _, i := range group {
 				if unreachable != nil {
-					d.record(ctx, r, 0, fmt.Errorf("not tried: the endpoint was unreachable a moment ago (%v)", unreachable))
+					results[i] = result{0, fmt.Errorf("not tried: the endpoint was unreachable a moment ago (%v)", unreachable)}
 					continue
 				}
-				status, err := d.send(ctx, r)
+				status, err := d.send(ctx, rows[i])
 				if err != nil && status == 0 {
 					unreachable = err
 				}
-				d.record(ctx, r, status, err)
+				results[i] = result{status, err}
 			}
 		}(groups[u])
 	}
 	wg.Wait()
+	now := d.opts.Clock.Now()
+	var p sqlc.WebhookDeliveryRecordParams
+	p.Now = now
+	for i, r := range rows {
+		status, next, msg := "delivered", now, ""
+		if err := results[i].err; err != nil {
+			next = now.Add(d.backoff(int(r.Attempts)))
+			status = "pending"
+			if errors.Is(err, errTooLarge) || next.After(r.CreatedAt.Add(d.opts.GiveUpAfter)) {
+				status = "dead"
+				d.opts.Logger.Warn("webhook delivery dead", "endpoint_id", r.EndpointID, "delivery_id", r.ID, "event_id", r.EventID,
+					"attempts", r.Attempts, "error", err)
+			}
+			msg = err.Error()
+			if len(msg) > 500 {
+				msg = msg[:500]
+			}
+		}
+		metrics.WebhookAttempt(map[string]string{"delivered": "delivered", "pending": "retry", "dead": "dead"}[status])
+		p.EndpointIds = append(p.EndpointIds, r.EndpointID)
+		p.Ids = append(p.Ids, r.ID)
+		p.Statuses = append(p.Statuses, status)
+		p.NextAttemptAts = append(p.NextAttemptAts, next)
+		p.LastStatuses = append(p.LastStatuses, int32(results[i].status))
+		p.LastErrors = append(p.LastErrors, msg)
+	}
+	// The results are recorded even when the job's context ends: the attempts were made. If this
+	// fails, the claims' lease runs out and the deliveries are sent again: at least once.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := store.New(d.pool).WebhookDeliveryRecord(rctx, p); err != nil {
+		d.opts.Logger.Error("record webhook attempts", "deliveries", len(rows), "error", err)
+	}
 }
 
 // send makes one attempt: the status answered (0 when none) and why it is not a success.
@@ -220,40 +258,6 @@ func (d *Dispatcher) send(ctx context.Context, r sqlc.WebhookDeliveryClaimRow) (
 
 var errTooLarge = fmt.Errorf("the event's body exceeds %d bytes", MaxBody)
 
-// record writes an attempt's result: delivered, retried after the backoff, or dead once the next
-// attempt would fall after GiveUpAfter (or the body can never be sent).
-func (d *Dispatcher) record(ctx context.Context, r sqlc.WebhookDeliveryClaimRow, status int, sendErr error) {
-	now := d.opts.Clock.Now()
-	q := store.New(d.pool)
-	// The result is recorded even when the job's context ends: the attempt was made.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	var err error
-	if sendErr == nil {
-		metrics.WebhookAttempt("delivered")
-		err = q.WebhookDeliveryDelivered(ctx, sqlc.WebhookDeliveryDeliveredParams{ID: r.ID, Now: now, LastStatus: pgInt4(status)})
-	} else {
-		next := now.Add(d.backoff(int(r.Attempts)))
-		dead := errors.Is(sendErr, errTooLarge) || next.After(r.CreatedAt.Add(d.opts.GiveUpAfter))
-		result := "retry"
-		if dead {
-			result = "dead"
-			d.opts.Logger.Warn("webhook delivery dead", "delivery_id", r.ID, "event_id", r.EventID, "attempts", r.Attempts, "error", sendErr)
-		}
-		metrics.WebhookAttempt(result)
-		msg := sendErr.Error()
-		if len(msg) > 500 {
-			msg = msg[:500]
-		}
-		err = q.WebhookDeliveryFailed(ctx, sqlc.WebhookDeliveryFailedParams{ID: r.ID, Dead: dead, NextAttemptAt: next,
-			LastStatus: pgInt4(status), LastError: msg})
-	}
-	if err != nil {
-		// The claim's lease runs out and the delivery is tried again: at least once, never lost.
-		d.opts.Logger.Error("record webhook attempt", "delivery_id", r.ID, "error", err)
-	}
-}
-
 // backoff is the wait after the n-th failed attempt: FirstRetry doubled n-1 times, at most MaxRetry.
 func (d *Dispatcher) backoff(n int) time.Duration {
 	w := d.opts.FirstRetry
@@ -261,11 +265,4 @@ func (d *Dispatcher) backoff(n int) time.Duration {
 		w *= 2
 	}
 	return min(w, d.opts.MaxRetry)
-}
-
-func pgInt4(v int) pgtype.Int4 {
-	if v == 0 {
-		return pgtype.Int4{}
-	}
-	return pgtype.Int4{Int32: int32(v), Valid: true}
 }

@@ -66,6 +66,9 @@ func (b *batch) orderPaid(ev parsedEvent, w *eventWork) error {
 
 	buyer.paid++
 	buyer.dirty = true
+	if buyer.firstOrder.IsZero() || ev.OccurredAt.Before(buyer.firstOrder) {
+		buyer.firstOrder = ev.OccurredAt
+	}
 	firstOrder := buyer.paid == 1
 	var lots []lot
 	if u1 != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -160,6 +161,10 @@ func (b *batch) queueRefunds(ctx context.Context, q *store.Queries) {
 	}
 }
 
+// noFirstOrder tells MemberSetCountersMany that a member bought nothing in the batch (the epoch:
+// no event is that old).
+var noFirstOrder = time.Unix(0, 0).UTC()
+
 func (b *batch) queueMembers(ctx context.Context, q *store.Queries) {
 	var p sqlc.MemberSetCountersManyParams
 	for _, m := range b.members {
@@ -167,6 +172,11 @@ func (b *batch) queueMembers(ctx context.Context, q *store.Queries) {
 			p.Ids = append(p.Ids, m.id)
 			p.PaidOrders = append(p.PaidOrders, m.paid)
 			p.ConvertedInvitees = append(p.ConvertedInvitees, m.converted)
+			first := m.firstOrder
+			if first.IsZero() {
+				first = noFirstOrder
+			}
+			p.FirstOrderAts = append(p.FirstOrderAts, first)
 		}
 	}
 	if len(p.Ids) > 0 {

@@ -14,8 +14,8 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/rebate-ledger/rebate/internal/ledger"
-	"github.com/rebate-ledger/rebate/internal/notify"
 	"github.com/rebate-ledger/rebate/internal/money"
+	"github.com/rebate-ledger/rebate/internal/notify"
 	"github.com/rebate-ledger/rebate/internal/program"
 	"github.com/rebate-ledger/rebate/internal/store"
 	"github.com/rebate-ledger/rebate/internal/store/sqlc"
@@ -133,7 +133,8 @@ func (e *Engine) Register(ctx context.Context, reg Registration) (Member, bool, 
 			referrer = &m
 		}
 		var upline []string
-		params := sqlc.MemberInsertParams{ID: reg.ID, RequestHash: h[:]}
+		// Registered at the engine's now: leaderboards count sign-ups by it.
+		params := sqlc.MemberInsertParams{ID: reg.ID, RequestHash: h[:], CreatedAt: e.clock.Now()}
 		if referrer != nil {
 			upline = append([]string{referrer.ID}, referrer.Upline...)
 			if len(upline) > program.MaxLevels {

@@ -8,9 +8,9 @@ import (
 
 // AccruedNote is rebate.accrued's data: an order's rebates, held until their release.
 type AccruedNote struct {
-	EventID  string       `json:"event_id"`
-	OrderID  string       `json:"order_id"`
-	MemberID string       `json:"member_id"`
+	EventID  string         `json:"event_id"`
+	OrderID  string         `json:"order_id"`
+	MemberID string         `json:"member_id"`
 	Amount   money.Amount   `json:"amount"`
 	Currency money.Currency `json:"currency"`
 	EntryID  int64          `json:"entry_id"`

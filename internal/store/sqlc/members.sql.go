@@ -7,12 +7,13 @@ package sqlc
 
 import (
 	"context"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
 const memberGet = `-- name: MemberGet :one
-SELECT id, referral_code, referrer_id, upline, request_hash, paid_orders, converted_invitees, created_at
+SELECT id, referral_code, referrer_id, upline, request_hash, paid_orders, converted_invitees, created_at, first_order_at
 FROM members
 WHERE id = $1
 `
@@ -29,12 +30,13 @@ func (q *Queries) MemberGet(ctx context.Context, id string) (Member, error) {
 		&i.PaidOrders,
 		&i.ConvertedInvitees,
 		&i.CreatedAt,
+		&i.FirstOrderAt,
 	)
 	return i, err
 }
 
 const memberGetByCode = `-- name: MemberGetByCode :one
-SELECT id, referral_code, referrer_id, upline, request_hash, paid_orders, converted_invitees, created_at
+SELECT id, referral_code, referrer_id, upline, request_hash, paid_orders, converted_invitees, created_at, first_order_at
 FROM members
 WHERE referral_code = $1
 `
@@ -51,15 +53,16 @@ func (q *Queries) MemberGetByCode(ctx context.Context, referralCode string) (Mem
 		&i.PaidOrders,
 		&i.ConvertedInvitees,
 		&i.CreatedAt,
+		&i.FirstOrderAt,
 	)
 	return i, err
 }
 
 const memberInsert = `-- name: MemberInsert :one
-INSERT INTO members (id, referral_code, referrer_id, upline, request_hash)
-VALUES ($1, $2, $3, $4::text[], $5)
+INSERT INTO members (id, referral_code, referrer_id, upline, request_hash, created_at)
+VALUES ($1, $2, $3, $4::text[], $5, $6)
 ON CONFLICT (id) DO NOTHING
-RETURNING id, referral_code, referrer_id, upline, request_hash, paid_orders, converted_invitees, created_at
+RETURNING id, referral_code, referrer_id, upline, request_hash, paid_orders, converted_invitees, created_at, first_order_at
 `
 
 type MemberInsertParams struct {
@@ -68,6 +71,7 @@ type MemberInsertParams struct {
 	ReferrerID   pgtype.Text
 	Upline       []string
 	RequestHash  []byte
+	CreatedAt    time.Time
 }
 
 // MemberInsert registers a member; no row when the id exists already.
@@ -78,6 +82,7 @@ func (q *Queries) MemberInsert(ctx context.Context, arg MemberInsertParams) (Mem
 		arg.ReferrerID,
 		arg.Upline,
 		arg.RequestHash,
+		arg.CreatedAt,
 	)
 	var i Member
 	err := row.Scan(
@@ -89,6 +94,7 @@ func (q *Queries) MemberInsert(ctx context.Context, arg MemberInsertParams) (Mem
 		&i.PaidOrders,
 		&i.ConvertedInvitees,
 		&i.CreatedAt,
+		&i.FirstOrderAt,
 	)
 	return i, err
 }
@@ -105,7 +111,7 @@ func (q *Queries) MemberInvitedCount(ctx context.Context, id pgtype.Text) (int64
 }
 
 const memberLock = `-- name: MemberLock :one
-SELECT id, referral_code, referrer_id, upline, request_hash, paid_orders, converted_invitees, created_at
+SELECT id, referral_code, referrer_id, upline, request_hash, paid_orders, converted_invitees, created_at, first_order_at
 FROM members
 WHERE id = $1
 FOR UPDATE
@@ -125,6 +131,7 @@ func (q *Queries) MemberLock(ctx context.Context, id string) (Member, error) {
 		&i.PaidOrders,
 		&i.ConvertedInvitees,
 		&i.CreatedAt,
+		&i.FirstOrderAt,
 	)
 	return i, err
 }
@@ -173,9 +180,11 @@ func (q *Queries) MemberLockBuyers(ctx context.Context, ids []string) ([]MemberL
 }
 
 const memberSetCountersMany = `-- name: MemberSetCountersMany :exec
-UPDATE members m SET paid_orders = v.paid_orders, converted_invitees = v.converted_invitees
+UPDATE members m SET paid_orders = v.paid_orders, converted_invitees = v.converted_invitees,
+       first_order_at = LEAST(m.first_order_at, NULLIF(v.first_order_at, 'epoch'::timestamptz))
 FROM (SELECT unnest($1::text[]) AS id, unnest($2::int[]) AS paid_orders,
-             unnest($3::int[]) AS converted_invitees) v
+             unnest($3::int[]) AS converted_invitees,
+             unnest($4::timestamptz[]) AS first_order_at) v
 WHERE m.id = v.id
 `
 
@@ -183,9 +192,17 @@ type MemberSetCountersManyParams struct {
 	Ids               []string
 	PaidOrders        []int32
 	ConvertedInvitees []int32
+	FirstOrderAts     []time.Time
 }
 
+// MemberSetCountersMany sets the counters, and moves first_order_at back to the earliest order a
+// buyer of the batch paid (the epoch for a member who bought nothing in it: no event is that old).
 func (q *Queries) MemberSetCountersMany(ctx context.Context, arg MemberSetCountersManyParams) error {
-	_, err := q.db.Exec(ctx, memberSetCountersMany, arg.Ids, arg.PaidOrders, arg.ConvertedInvitees)
+	_, err := q.db.Exec(ctx, memberSetCountersMany,
+		arg.Ids,
+		arg.PaidOrders,
+		arg.ConvertedInvitees,
+		arg.FirstOrderAts,
+	)
 	return err
 }

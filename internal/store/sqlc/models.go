@@ -49,6 +49,32 @@ type AuditCheck struct {
 	FinishedAt time.Time
 }
 
+type Campaign struct {
+	ID        string
+	Metric    string
+	StartsAt  time.Time
+	EndsAt    time.Time
+	Currency  string
+	Prizes    []byte
+	CreatedAt time.Time
+	Status    string
+	AwardedAt *time.Time
+	Standings []byte
+}
+
+type CampaignPrize struct {
+	CampaignID     string
+	Rank           int32
+	MemberID       string
+	Currency       string
+	Amount         decimal.Decimal
+	Figure         decimal.Decimal
+	EntryID        int64
+	ReleaseAt      time.Time
+	ReleasedAt     *time.Time
+	ReleaseEntryID *int64
+}
+
 type Entry struct {
 	ID             int64
 	IdempotencyKey string
@@ -95,6 +121,7 @@ type Member struct {
 	PaidOrders        int32
 	ConvertedInvitees int32
 	CreatedAt         time.Time
+	FirstOrderAt      *time.Time
 }
 
 type MemberToken struct {

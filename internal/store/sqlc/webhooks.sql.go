@@ -8,22 +8,20 @@ package sqlc
 import (
 	"context"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgtype"
 )
 
 const webhookDeliveryClaim = `-- name: WebhookDeliveryClaim :many
 UPDATE webhook_deliveries d
 SET next_attempt_at = $1, attempts = d.attempts + 1, last_attempt_at = $2::timestamptz
 FROM webhook_endpoints e
-WHERE d.id IN (
-    SELECT id FROM webhook_deliveries
+WHERE (d.endpoint_id, d.id) IN (
+    SELECT endpoint_id, id FROM webhook_deliveries
     WHERE status = 'pending' AND next_attempt_at <= greatest($2::timestamptz, now())
     ORDER BY next_attempt_at
     LIMIT $3
     FOR UPDATE SKIP LOCKED)
   AND e.id = d.endpoint_id
-RETURNING d.id, d.event_id, d.event_type, d.data, d.created_at, d.attempts, e.url, e.secret
+RETURNING d.endpoint_id, d.id, d.event_id, d.event_type, d.data, d.created_at, d.attempts, e.url, e.secret
 `
 
 type WebhookDeliveryClaimParams struct {
@@ -33,14 +31,15 @@ type WebhookDeliveryClaimParams struct {
 }
 
 type WebhookDeliveryClaimRow struct {
-	ID        int64
-	EventID   string
-	EventType string
-	Data      []byte
-	CreatedAt time.Time
-	Attempts  int32
-	Url       string
-	Secret    string
+	EndpointID string
+	ID         int64
+	EventID    string
+	EventType  string
+	Data       []byte
+	CreatedAt  time.Time
+	Attempts   int32
+	Url        string
+	Secret     string
 }
 
 // WebhookDeliveryClaim takes due deliveries for one attempt: their next attempt moves past the
@@ -56,6 +55,7 @@ func (q *Queries) WebhookDeliveryClaim(ctx context.Context, arg WebhookDeliveryC
 	for rows.Next() {
 		var i WebhookDeliveryClaimRow
 		if err := rows.Scan(
+			&i.EndpointID,
 			&i.ID,
 			&i.EventID,
 			&i.EventType,
@@ -73,50 +73,6 @@ func (q *Queries) WebhookDeliveryClaim(ctx context.Context, arg WebhookDeliveryC
 		return nil, err
 	}
 	return items, nil
-}
-
-const webhookDeliveryDelivered = `-- name: WebhookDeliveryDelivered :exec
-UPDATE webhook_deliveries
-SET status = 'delivered', delivered_at = $1::timestamptz, last_status = $2, last_error = ''
-WHERE id = $3 AND status = 'pending'
-`
-
-type WebhookDeliveryDeliveredParams struct {
-	Now        time.Time
-	LastStatus pgtype.Int4
-	ID         int64
-}
-
-func (q *Queries) WebhookDeliveryDelivered(ctx context.Context, arg WebhookDeliveryDeliveredParams) error {
-	_, err := q.db.Exec(ctx, webhookDeliveryDelivered, arg.Now, arg.LastStatus, arg.ID)
-	return err
-}
-
-const webhookDeliveryFailed = `-- name: WebhookDeliveryFailed :exec
-UPDATE webhook_deliveries
-SET status = CASE WHEN $1::boolean THEN 'dead' ELSE 'pending' END,
-    next_attempt_at = $2, last_status = $3, last_error = $4
-WHERE id = $5 AND status = 'pending'
-`
-
-type WebhookDeliveryFailedParams struct {
-	Dead          bool
-	NextAttemptAt time.Time
-	LastStatus    pgtype.Int4
-	LastError     string
-	ID            int64
-}
-
-// WebhookDeliveryFailed records a failed attempt: tried again at next_attempt_at, or dead.
-func (q *Queries) WebhookDeliveryFailed(ctx context.Context, arg WebhookDeliveryFailedParams) error {
-	_, err := q.db.Exec(ctx, webhookDeliveryFailed,
-		arg.Dead,
-		arg.NextAttemptAt,
-		arg.LastStatus,
-		arg.LastError,
-		arg.ID,
-	)
-	return err
 }
 
 const webhookDeliveryList = `-- name: WebhookDeliveryList :many
@@ -173,6 +129,44 @@ func (q *Queries) WebhookDeliveryList(ctx context.Context, arg WebhookDeliveryLi
 		return nil, err
 	}
 	return items, nil
+}
+
+const webhookDeliveryRecord = `-- name: WebhookDeliveryRecord :exec
+UPDATE webhook_deliveries d
+SET status = v.status,
+    delivered_at = CASE WHEN v.status = 'delivered' THEN $1::timestamptz END,
+    next_attempt_at = v.next_attempt_at,
+    last_status = NULLIF(v.last_status, 0),
+    last_error = v.last_error
+FROM (SELECT unnest($2::text[]) AS endpoint_id, unnest($3::bigint[]) AS id,
+             unnest($4::text[]) AS status, unnest($5::timestamptz[]) AS next_attempt_at,
+             unnest($6::int[]) AS last_status, unnest($7::text[]) AS last_error) v
+WHERE d.endpoint_id = v.endpoint_id AND d.id = v.id AND d.status = 'pending'
+`
+
+type WebhookDeliveryRecordParams struct {
+	Now            time.Time
+	EndpointIds    []string
+	Ids            []int64
+	Statuses       []string
+	NextAttemptAts []time.Time
+	LastStatuses   []int32
+	LastErrors     []string
+}
+
+// WebhookDeliveryRecord writes a round's results at once: delivered, or failed and tried again at
+// next_attempt_at, or dead (last_status 0: no HTTP answer).
+func (q *Queries) WebhookDeliveryRecord(ctx context.Context, arg WebhookDeliveryRecordParams) error {
+	_, err := q.db.Exec(ctx, webhookDeliveryRecord,
+		arg.Now,
+		arg.EndpointIds,
+		arg.Ids,
+		arg.Statuses,
+		arg.NextAttemptAts,
+		arg.LastStatuses,
+		arg.LastErrors,
+	)
+	return err
 }
 
 const webhookEndpointDelete = `-- name: WebhookEndpointDelete :execrows
