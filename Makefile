@@ -5,26 +5,43 @@ SHELL := /bin/bash
 GO ?= go
 SQLC_VERSION := v1.31.1
 REDOCLY_VERSION := 2.77.0
+OAPI_CODEGEN_VERSION := v2.8.2
 BIN := $(CURDIR)/bin
 SQLC := $(BIN)/sqlc-$(SQLC_VERSION)
+OAPI_CODEGEN := $(BIN)/oapi-codegen-$(OAPI_CODEGEN_VERSION)
 DEVDB := scripts/devdb.sh
 ADDR ?= $(or $(REBATE_ADDR),127.0.0.1:8080)
 # make run pays through the SIMULATED provider (no real money moves) so that the demo's withdrawal is
 # paid end to end; `serve` itself defaults to the CSV bank file.
 PAYOUT_PROVIDER ?= $(or $(REBATE_PAYOUT_PROVIDER),simulated)
 
-.PHONY: run test fuzz build generate check db db-stop bench bench-batch clean
+.PHONY: run test fuzz build generate check db db-stop bench bench-batch clean demo
 
 build:
 	$(GO) build -o $(BIN)/rebate ./cmd/rebate
 
 ## run: build, start the database if needed, migrate (as the owner), and serve (as the serving role,
-## least privilege, on the private cluster) with demo keys printed.
+## least privilege, on the private cluster) with demo keys printed. Local development: webhooks may
+## go to a receiver on this machine (--webhook-allow-local).
 run: build
 	@if [ -n "$$DATABASE_URL" ]; then owner="$$DATABASE_URL"; service="$$DATABASE_URL"; \
 	  else owner="$$($(DEVDB) url rebate)"; service="$$($(DEVDB) url rebate service)"; fi && \
 	  $(BIN)/rebate migrate --database-url "$$owner" && \
-	  $(BIN)/rebate serve --database-url "$$service" --demo --addr "$(ADDR)" --payout-provider "$(PAYOUT_PROVIDER)" --log-format text
+	  $(BIN)/rebate serve --database-url "$$service" --demo --addr "$(ADDR)" --payout-provider "$(PAYOUT_PROVIDER)" --log-format text \
+	    --webhook-allow-local
+
+## demo: play a simulated shop against the service `make run` serves (another terminal): sign-ups,
+## orders, refunds, points, withdrawals with reviews, a payout batch and a campaign, through the
+## client generated from docs/openapi.yaml. Its keys are made here, on the database make run uses.
+DEMO_MEMBERS ?= 1000
+DEMO_DAYS ?= 7
+demo: build
+	@if [ -n "$$DATABASE_URL" ]; then owner="$$DATABASE_URL"; else owner="$$($(DEVDB) url rebate)"; fi && \
+	  shop="$$($(BIN)/rebate keys create --database-url "$$owner" --role shop --name demo-shop)" && \
+	  operator="$$($(BIN)/rebate keys create --database-url "$$owner" --role operator --name demo-operator)" && \
+	  auditor="$$($(BIN)/rebate keys create --database-url "$$owner" --role auditor --name demo-auditor)" && \
+	  $(BIN)/rebate demo --url "http://$(ADDR)" --shop-key "$$shop" --operator-key "$$operator" --auditor-key "$$auditor" \
+	    --members $(DEMO_MEMBERS) --days $(DEMO_DAYS)
 
 ## test: install the tools the tests need (scripts/tools.sh: hledger), start the database if needed,
 ## then run every test (real PostgreSQL, real River).
@@ -53,15 +70,25 @@ $(SQLC):
 	GOBIN=$(BIN) $(GO) install github.com/sqlc-dev/sqlc/cmd/sqlc@$(SQLC_VERSION)
 	mv $(BIN)/sqlc $(SQLC)
 
-## generate: regenerate the sqlc code from db/migrations and queries/.
-generate: $(SQLC)
-	$(SQLC) generate
+$(OAPI_CODEGEN):
+	@mkdir -p $(BIN)
+	GOBIN=$(BIN) $(GO) install github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen@$(OAPI_CODEGEN_VERSION)
+	mv $(BIN)/oapi-codegen $(OAPI_CODEGEN)
 
-## check: go vet, sqlc diff (generated code matches queries and schema), gofmt, and Redocly's
+## generate: regenerate the sqlc code from db/migrations and queries/, and the API client
+## (internal/apiclient) from docs/openapi.yaml.
+generate: $(SQLC) $(OAPI_CODEGEN)
+	$(SQLC) generate
+	$(OAPI_CODEGEN) -config internal/apiclient/oapi-codegen.yaml docs/openapi.yaml
+
+## check: go vet, sqlc diff (generated code matches queries and schema), the API client matches
+## docs/openapi.yaml, gofmt, and Redocly's
 ## recommended rules on docs/openapi.yaml (npx, from the npm registry, pinned).
-check: $(SQLC)
+check: $(SQLC) $(OAPI_CODEGEN)
 	$(GO) vet ./...
 	$(SQLC) diff
+	@$(OAPI_CODEGEN) -config internal/apiclient/oapi-codegen.yaml -o /dev/stdout docs/openapi.yaml | diff -q - internal/apiclient/client.gen.go >/dev/null || \
+	  { echo "internal/apiclient/client.gen.go is stale: run make generate"; exit 1; }
 	npx --yes @redocly/cli@$(REDOCLY_VERSION) lint --format stylish docs/openapi.yaml
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 

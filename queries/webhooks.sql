@@ -40,26 +40,39 @@ FROM notes
 JOIN webhook_endpoints e ON e.deleted_at IS NULL AND notes.event_type = ANY (e.events);
 
 -- name: WebhookDeliveryClaim :many
--- WebhookDeliveryClaim takes due deliveries for one attempt: their next attempt moves past the
--- attempt's lease, so a sender that dies mid-attempt leaves them to be tried again after it. Due is
--- by the later of the service's clock and the database's (new rows are stamped with the latter).
-UPDATE webhook_deliveries d
-SET next_attempt_at = @lease_until, attempts = d.attempts + 1, last_attempt_at = @now::timestamptz
-FROM webhook_endpoints e
-WHERE (d.endpoint_id, d.id) IN (
-    SELECT endpoint_id, id FROM webhook_deliveries
-    WHERE status = 'pending' AND next_attempt_at <= greatest(@now::timestamptz, now())
-    ORDER BY next_attempt_at
-    LIMIT @max_rows
-    FOR UPDATE SKIP LOCKED)
-  AND e.id = d.endpoint_id
-RETURNING d.endpoint_id, d.id, d.event_id, d.event_type, d.data, d.created_at, d.attempts, e.url, e.secret;
+-- WebhookDeliveryClaim takes due deliveries for one round by a session advisory lock per delivery
+-- (class @lock_class, key the id's low 32 bits), on the connection the round holds: a row is not
+-- written to claim it, and a dispatcher that dies releases its claims with its connection, so they
+-- are sent again (at least once). A delivery locked by another dispatcher is skipped. Due is by the
+-- later of the service's clock and the database's (new rows are stamped with the latter). The
+-- candidates are materialized first so that the lock is tried only on rows the round takes.
+WITH due AS MATERIALIZED (
+  SELECT d.endpoint_id, d.id, d.event_id, d.event_type, d.data, d.created_at, d.attempts, d.next_attempt_at
+  FROM webhook_deliveries d
+  WHERE d.status = 'pending' AND d.next_attempt_at <= greatest(@now::timestamptz, now())
+  ORDER BY d.next_attempt_at
+  LIMIT @candidates
+)
+SELECT due.endpoint_id, due.id, due.event_id, due.event_type, due.data, due.created_at, due.attempts, e.url, e.secret
+FROM due
+JOIN webhook_endpoints e ON e.id = due.endpoint_id
+WHERE pg_try_advisory_lock(@lock_class::int, (due.id & 2147483647)::int)
+LIMIT @max_rows;
+
+-- name: WebhookDeliveryUnlock :exec
+SELECT pg_advisory_unlock(@lock_class::int, (id & 2147483647)::int) FROM unnest(@ids::bigint[]) AS id;
 
 -- name: WebhookDeliveryRecord :exec
 -- WebhookDeliveryRecord writes a round's results at once: delivered, or failed and tried again at
--- next_attempt_at, or dead (last_status 0: no HTTP answer).
+-- next_attempt_at, or dead (last_status 0: no HTTP answer). Only a delivery still pending is
+-- changed (an endpoint deleted meanwhile cancelled it). "Still pending" is written as "not settled"
+-- on purpose: status = 'pending' would match the due index's predicate, and with a backlog the
+-- planner then scanned every pending row for each round (123 µs a delivery) instead of looking the
+-- round's rows up by key.
 UPDATE webhook_deliveries d
 SET status = v.status,
+    attempts = d.attempts + 1,
+    last_attempt_at = @now::timestamptz,
     delivered_at = CASE WHEN v.status = 'delivered' THEN @now::timestamptz END,
     next_attempt_at = v.next_attempt_at,
     last_status = NULLIF(v.last_status, 0),
@@ -67,7 +80,7 @@ SET status = v.status,
 FROM (SELECT unnest(@endpoint_ids::text[]) AS endpoint_id, unnest(@ids::bigint[]) AS id,
              unnest(@statuses::text[]) AS status, unnest(@next_attempt_ats::timestamptz[]) AS next_attempt_at,
              unnest(@last_statuses::int[]) AS last_status, unnest(@last_errors::text[]) AS last_error) v
-WHERE d.endpoint_id = v.endpoint_id AND d.id = v.id AND d.status = 'pending';
+WHERE d.endpoint_id = v.endpoint_id AND d.id = v.id AND d.status NOT IN ('delivered', 'dead', 'cancelled');
 
 -- name: WebhookDeliveryList :many
 SELECT id, event_id, endpoint_id, event_type, data, created_at, status, attempts, next_attempt_at,

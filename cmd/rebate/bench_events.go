@@ -48,6 +48,7 @@ func benchEventsCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the posting phase to this file")
 	warmup := fs.Duration("warmup", 3*time.Second, "run the workload this long first, unmeasured, then ANALYZE (plans and caches of a fresh database)")
 	webhook := fs.Bool("webhook", false, "subscribe one webhook endpoint (a local receiver answering 200) to every event type, and deliver to it while the bench runs")
+	webhookDeliver := fs.Bool("webhook-deliver", true, "with --webhook: run the dispatcher (false: write the outbox only, to measure the write path's share)")
 	pool, err := benchDatabase(ctx, fs, dbURL, args, concurrency, func() error {
 		if *batch < 1 || *batch > httpapi.MaxBatch || *concurrency < 1 || *members < 10 {
 			return errors.New("--batch must be 1 to 1000, --concurrency at least 1, --members at least 10")
@@ -78,7 +79,9 @@ func benchEventsCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 				return err
 			}
 			defer stop()
-			cfg.Webhooks = notify.NewDispatcher(pool, notify.Options{AllowLocal: true, Logger: cfg.Logger})
+			if *webhookDeliver {
+				cfg.Webhooks = notify.NewDispatcher(pool, notify.Options{AllowLocal: true, Logger: cfg.Logger})
+			}
 		}
 		rc, err := jobs.NewClient(pool, l, engine, cfg)
 		if err != nil {
@@ -132,6 +135,9 @@ func benchEventsCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 			return err
 		}
 		fmt.Fprintf(stdout, "webhook=on deliveries_delivered=%d deliveries_pending=%d\n", delivered, pending)
+	}
+	if res.cpuKnown {
+		fmt.Fprintf(stdout, "cpu_us_per_event=%.0f steal=%.1f%%\n", res.cpuMicros, 100*res.steal)
 	}
 	fmt.Fprintf(stdout, "events/s=%.0f p50_ms=%.2f p99_ms=%.2f ceiling_tps=%.0f ratio=%.2f\n", res.perSec, res.p50, res.p99, ceiling, ratio)
 	return nil
@@ -218,6 +224,10 @@ func loadForest(ctx context.Context, pool *pgxpool.Pool, n int) error {
 type eventsResult struct {
 	events, paid, refunds, requests, rejected int
 	perSec, p50, p99                          float64
+	// cpuMicros is the machine's CPU time per event in the measured phase (every process: the
+	// service, PostgreSQL, the clients); less noisy than throughput on a shared machine.
+	cpuMicros, steal float64
+	cpuKnown         bool
 }
 
 func benchEvents(ctx context.Context, url, key string, d time.Duration, concurrency, batch, members int, stderr io.Writer) (eventsResult, error) {
@@ -232,7 +242,7 @@ func benchEvents(ctx context.Context, url, key string, d time.Duration, concurre
 	)
 	fmt.Fprintf(stderr, "bench: posting events for %s (%d clients, %d per request)\n", d, concurrency, batch)
 	deadline := time.Now().Add(d)
-	start := time.Now()
+	start, startCPU := time.Now(), readCPUTicks()
 	var wg sync.WaitGroup
 	for w := range concurrency {
 		wg.Go(func() {
@@ -319,10 +329,12 @@ func benchEvents(ctx context.Context, url, key string, d time.Duration, concurre
 		})
 	}
 	wg.Wait()
+	elapsed, endCPU := time.Since(start), readCPUTicks()
+	res.cpuMicros, res.steal, res.cpuKnown = endCPU.perEntry(startCPU, res.events)
 	if firstErr != nil {
 		return res, firstErr
 	}
-	res.perSec = float64(res.events) / time.Since(start).Seconds()
+	res.perSec = float64(res.events) / elapsed.Seconds()
 	slices.Sort(latencies)
 	if len(latencies) > 0 {
 		res.p50 = float64(latencies[len(latencies)/2].Microseconds()) / 1000

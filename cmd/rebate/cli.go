@@ -61,6 +61,7 @@ func newRoot(ctx context.Context, stdout, stderr io.Writer) *cobra.Command {
 			leaf("revoke", "revoke a key (--id ID) and the member tokens it issued", keysRevoke),
 		),
 		leaf("verify", "seal, then recompute every balance and the hash chain; or --file: check an export offline; exit 1 on any difference", verify),
+		leaf("demo", "play a simulated shop against a running service (sign-ups, orders, refunds, withdrawals, a campaign) through the generated client", demo),
 		leaf("export", "write the sealed journal as jsonl, csv or hledger, with a manifest, verifiable offline", export),
 		group("bench", "measure throughput beside pgbench's ceiling (docs/benchmarks.md)",
 			leaf("ledger", "journal entries, one or --batch N per transaction", benchOf("ledger")),

@@ -127,22 +127,42 @@ func guard(allowLocal bool) func(network, address string, _ syscall.RawConn) err
 	}
 }
 
+// lockClass is the first key of the advisory locks that claim deliveries ("webh").
+const lockClass = 0x77656268
+
 // Run sends due deliveries, round after round, until a round finds fewer than a batch due (or ctx
-// ends). It answers how many attempts it made.
+// ends). It answers how many attempts it made. The claims are session advisory locks on one pooled
+// connection held for the run: if the process dies, the connection and its locks go with it.
 func (d *Dispatcher) Run(ctx context.Context) (int, error) {
+	conn, err := d.pool.Acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	broken := false
+	defer func() {
+		if broken {
+			// Claims may still be held: closing the connection releases them.
+			_ = conn.Conn().Close(context.WithoutCancel(ctx))
+		}
+		conn.Release()
+	}()
+	q := store.New(conn)
 	total := 0
 	for ctx.Err() == nil {
-		now := d.opts.Clock.Now()
-		rows, err := store.New(d.pool).WebhookDeliveryClaim(ctx, sqlc.WebhookDeliveryClaimParams{
-			Now: now, LeaseUntil: now.Add(2*d.opts.Timeout + 30*time.Second), MaxRows: int32(d.opts.Batch)})
+		rows, err := q.WebhookDeliveryClaim(ctx, sqlc.WebhookDeliveryClaimParams{LockClass: lockClass, Now: d.opts.Clock.Now(),
+			MaxRows: int32(d.opts.Batch), Candidates: int32(2 * d.opts.Batch)})
 		if err != nil {
+			broken = true
 			return total, fmt.Errorf("claim webhook deliveries: %w", err)
 		}
 		if len(rows) == 0 {
 			return total, nil
 		}
 		total += len(rows)
-		d.round(ctx, rows)
+		if err := d.round(ctx, q, rows); err != nil {
+			broken = true
+			return total, err
+		}
 		if len(rows) < d.opts.Batch {
 			return total, nil
 		}
@@ -150,11 +170,11 @@ func (d *Dispatcher) Run(ctx context.Context) (int, error) {
 	return total, ctx.Err()
 }
 
-// round sends one claim's deliveries: one endpoint's in order, several endpoints at once. When an
-// endpoint cannot be reached, the rest of its deliveries in the round wait for their next attempt
-// without being tried: a dead endpoint costs one timeout per round, not one per delivery. The
-// round's results are written together, in one statement.
-func (d *Dispatcher) round(ctx context.Context, rows []sqlc.WebhookDeliveryClaimRow) {
+// round sends one claim's deliveries: several endpoints at once, and one endpoint's in up to four
+// lanes. When an endpoint cannot be reached, the rest of its lane's deliveries in the round wait for
+// their next attempt without being tried: a dead endpoint costs at most four timeouts per round,
+// not one per delivery. The round's results are written together, in one statement.
+func (d *Dispatcher) round(ctx context.Context, q *store.Queries, rows []sqlc.WebhookDeliveryClaimRow) error {
 	groups := map[string][]int{}
 	var order []string
 	for i, r := range rows {
@@ -168,9 +188,22 @@ func (d *Dispatcher) round(ctx context.Context, rows []sqlc.WebhookDeliveryClaim
 		err    error
 	}
 	results := make([]result, len(rows))
+	// An endpoint's deliveries go in up to four lanes, each in order.
+	var lanes [][]int
+	for _, u := range order {
+		g := groups[u]
+		n := min(4, len(g))
+		for l := range n {
+			var lane []int
+			for k := l; k < len(g); k += n {
+				lane = append(lane, g[k])
+			}
+			lanes = append(lanes, lane)
+		}
+	}
 	sem := make(chan struct{}, d.opts.Concurrency)
 	var wg sync.WaitGroup
-	for _, u := range order {
+	for _, lane := range lanes {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func(group []int) {
@@ -187,7 +220,7 @@ func (d *Dispatcher) round(ctx context.Context, rows []sqlc.WebhookDeliveryClaim
 				}
 				results[i] = result{status, err}
 			}
-		}(groups[u])
+		}(lane)
 	}
 	wg.Wait()
 	now := d.opts.Clock.Now()
@@ -196,12 +229,12 @@ func (d *Dispatcher) round(ctx context.Context, rows []sqlc.WebhookDeliveryClaim
 	for i, r := range rows {
 		status, next, msg := "delivered", now, ""
 		if err := results[i].err; err != nil {
-			next = now.Add(d.backoff(int(r.Attempts)))
+			next = now.Add(d.backoff(int(r.Attempts) + 1))
 			status = "pending"
 			if errors.Is(err, errTooLarge) || next.After(r.CreatedAt.Add(d.opts.GiveUpAfter)) {
 				status = "dead"
 				d.opts.Logger.Warn("webhook delivery dead", "endpoint_id", r.EndpointID, "delivery_id", r.ID, "event_id", r.EventID,
-					"attempts", r.Attempts, "error", err)
+					"attempts", r.Attempts+1, "error", err)
 			}
 			msg = err.Error()
 			if len(msg) > 500 {
@@ -217,12 +250,17 @@ func (d *Dispatcher) round(ctx context.Context, rows []sqlc.WebhookDeliveryClaim
 		p.LastErrors = append(p.LastErrors, msg)
 	}
 	// The results are recorded even when the job's context ends: the attempts were made. If this
-	// fails, the claims' lease runs out and the deliveries are sent again: at least once.
+	// fails, the caller closes the connection, the claims go with it, and the deliveries are sent
+	// again: at least once.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := store.New(d.pool).WebhookDeliveryRecord(rctx, p); err != nil {
-		d.opts.Logger.Error("record webhook attempts", "deliveries", len(rows), "error", err)
+	if err := q.WebhookDeliveryRecord(rctx, p); err != nil {
+		return fmt.Errorf("record %d webhook attempts: %w", len(rows), err)
 	}
+	if err := q.WebhookDeliveryUnlock(rctx, sqlc.WebhookDeliveryUnlockParams{LockClass: lockClass, Ids: p.Ids}); err != nil {
+		return fmt.Errorf("release webhook claims: %w", err)
+	}
+	return nil
 }
 
 // send makes one attempt: the status answered (0 when none) and why it is not a success.

@@ -1,0 +1,372 @@
+// Package shopsim is a simulated shop: it plays a referral program's life against a running service
+// (a referral forest growing by sign-ups, paid orders with a realistic spread of amounts, refunds
+// some of which arrive before their orders or twice, points redemptions, withdrawals with reviews,
+// a payout batch, a campaign) and sums up what happened. It talks to the service only through
+// internal/apiclient, the client generated from docs/openapi.yaml: it is also the proof that a shop
+// can integrate from the published contract alone. `rebate demo` runs it.
+package shopsim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"reflect"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/shopspring/decimal"
+
+	"github.com/rebate-ledger/rebate/internal/apiclient"
+)
+
+// Config says what to simulate and where.
+type Config struct {
+	URL                         string
+	ShopKey, OperatorKey, Audit string
+	// Members is how many members sign up; Days how many days of orders end now (their business
+	// times; orders older than the program's hold are released by the service at once).
+	Members, Days int
+	// Seed makes a run repeatable (ids still differ per run: they carry the start time).
+	Seed uint64
+	// Progress gets the progress bars (nil: none); Log gets a line per phase.
+	Progress, Log io.Writer
+	// CampaignFor is how long the demo's campaign runs from the start (default 20 s): it ranks the
+	// sign-ups of the run and is awarded by the service when it ends.
+	CampaignFor time.Duration
+}
+
+// Summary is what the run did, as the service answered it.
+type Summary struct {
+	RunID            string
+	Members          int
+	Orders, Refunds  int
+	ParkedRefunds    int
+	Replays          int
+	GMV              decimal.Decimal
+	Currency         string
+	RewardsGranted   string
+	RewardsClawed    string
+	Redemptions      int
+	Withdrawals      int
+	Approved         int
+	Rejected         int
+	Paid             int
+	PaidNet          decimal.Decimal
+	BatchID          string
+	CampaignID       string
+	CampaignWinners  []string
+	CheckerStatus    string
+	CheckerCheckedTo int
+}
+
+type sim struct {
+	mu                  sync.Mutex // guards r and sum's counters across the parallel phases
+	cfg                 Config
+	shop, op, auditor   *apiclient.ClientWithResponses
+	r                   *rand.Rand
+	run                 string
+	currency            apiclient.Currency
+	hold                time.Duration
+	min, reviewAbove    decimal.Decimal
+	members             []string
+	sum                 Summary
+}
+
+// Run plays the shop. Every request it makes is one a shop or an operator would make; an answer it
+// does not expect stops the run with that answer in the error.
+func Run(ctx context.Context, cfg Config) (Summary, error) {
+	if cfg.Members < 10 || cfg.Days < 1 {
+		return Summary{}, errors.New("shopsim: at least 10 members and 1 day")
+	}
+	if cfg.CampaignFor <= 0 {
+		cfg.CampaignFor = 20 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	s := &sim{cfg: cfg, r: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5eed)), run: "sim" + strconv.FormatInt(time.Now().Unix(), 36)}
+	var err error
+	for _, c := range []struct {
+		key string
+		out **apiclient.ClientWithResponses
+	}{{cfg.ShopKey, &s.shop}, {cfg.OperatorKey, &s.op}, {cfg.Audit, &s.auditor}} {
+		if *c.out, err = client(cfg.URL, c.key); err != nil {
+			return Summary{}, err
+		}
+	}
+	s.sum.RunID = s.run
+	for _, phase := range []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"read the program", s.program},
+		{"announce a campaign", s.campaign},
+		{"sign members up", s.signUps},
+		{"post orders and refunds", s.orders},
+		{"redeem points", s.redeem},
+		{"request withdrawals", s.withdraw},
+		{"review withdrawals", s.review},
+		{"pay a batch", s.payout},
+		{"wait for the campaign's award", s.award},
+		{"read the reports", s.reports},
+	} {
+		fmt.Fprintf(cfg.Log, "demo: %s\n", phase.name)
+		if err := phase.fn(ctx); err != nil {
+			return s.sum, fmt.Errorf("%s: %w", phase.name, err)
+		}
+	}
+	return s.sum, nil
+}
+
+func client(url, key string) (*apiclient.ClientWithResponses, error) {
+	return apiclient.NewClientWithResponses(url, apiclient.WithHTTPClient(&http.Client{Timeout: 60 * time.Second}),
+		apiclient.WithRequestEditorFn(func(_ context.Context, req *http.Request) error {
+			req.Header.Set("Authorization", "Bearer "+key)
+			return nil
+		}))
+}
+
+// response is what every generated ...WithResponse call answers.
+type response interface{ StatusCode() int }
+
+// answer checks a response's status against the ones wanted; otherwise its body goes in the error.
+func answer(what string, resp response, err error, want ...int) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	v := reflect.ValueOf(resp)
+	if v.IsNil() {
+		return fmt.Errorf("%s: no response", what)
+	}
+	status := resp.StatusCode()
+	for _, w := range want {
+		if status == w {
+			return nil
+		}
+	}
+	b := v.Elem().FieldByName("Body").Bytes()
+	if len(b) > 400 {
+		b = b[:400]
+	}
+	return fmt.Errorf("%s: answered %d: %s", what, status, b)
+}
+
+func (s *sim) bar(total int, what string) *progressbar.ProgressBar {
+	if s.cfg.Progress == nil {
+		return progressbar.DefaultSilent(int64(total))
+	}
+	return progressbar.NewOptions(total, progressbar.OptionSetWriter(s.cfg.Progress), progressbar.OptionSetDescription(what),
+		progressbar.OptionShowCount(), progressbar.OptionSetWidth(30), progressbar.OptionOnCompletion(func() { fmt.Fprintln(s.cfg.Progress) }))
+}
+
+func (s *sim) program(ctx context.Context) error {
+	resp, err := s.op.GetProgramWithResponse(ctx)
+	if err := answer("GET /v1/program", resp, err, 200); err != nil {
+		return err
+	}
+	p := resp.JSON200
+	if p.Currency == nil || p.HoldPeriod == nil || p.Withdrawal == nil || p.Withdrawal.Min == nil || p.Withdrawal.ReviewAbove == nil {
+		return errors.New("the program answered without currency, hold_period or withdrawal rules")
+	}
+	s.currency = *p.Currency
+	s.sum.Currency = string(s.currency)
+	if s.hold, err = time.ParseDuration(*p.HoldPeriod); err != nil {
+		return fmt.Errorf("hold_period %q: %w", *p.HoldPeriod, err)
+	}
+	s.min = decimal.RequireFromString(*p.Withdrawal.Min)
+	s.reviewAbove = decimal.RequireFromString(*p.Withdrawal.ReviewAbove)
+	return nil
+}
+
+// campaign announces a race for sign-ups over the run.
+func (s *sim) campaign(ctx context.Context) error {
+	now := time.Now().UTC()
+	s.sum.CampaignID = s.run + "-invite-race"
+	req := apiclient.PostCampaignsJSONRequestBody{Id: s.sum.CampaignID, Metric: "invited", StartsAt: now.Add(-time.Minute),
+		EndsAt: now.Add(s.cfg.CampaignFor)}
+	for rank, amount := range []string{"88.00", "38.00", "18.00"} {
+		req.Prizes = append(req.Prizes, struct {
+			Amount apiclient.Amount `json:"amount"`
+			Rank   int              `json:"rank"`
+		}{amount, rank + 1})
+	}
+	resp, err := s.op.PostCampaignsWithResponse(ctx, req)
+	return answer("POST /v1/campaigns", resp, err, 201)
+}
+
+// signUps grows the referral forest: a tenth of the members join on their own, the others through
+// an earlier member, popular inviters more often (each invitee makes its inviter likelier to be
+// picked again). Members are registered in waves whose inviters are all in earlier waves.
+func (s *sim) signUps(ctx context.Context) error {
+	n := s.cfg.Members
+	const wave = 50
+	inviter := make([]int, n)
+	var picks []int // one entry per member and per (member, invitee): preferential attachment
+	for i := range n {
+		inviter[i] = -1
+		if first := i - i%wave; first > 0 && s.r.IntN(10) > 0 {
+			j := picks[s.r.IntN(len(picks))]
+			if j >= first { // invited by a member of its own wave, registered at the same time: pick an earlier one
+				j = s.r.IntN(first)
+			}
+			inviter[i] = j
+			picks = append(picks, j)
+		}
+		picks = append(picks, i)
+		s.members = append(s.members, fmt.Sprintf("%s-m%d", s.run, i))
+	}
+	bar := s.bar(n, "members")
+	for start := 0; start < n; start += wave {
+		end := min(start+wave, n)
+		err := parallel(ctx, 8, end-start, func(k int) error {
+			i := start + k
+			req := apiclient.PostMembersJSONRequestBody{Id: s.members[i]}
+			if j := inviter[i]; j >= 0 {
+				ref := s.members[j]
+				req.ReferrerId = &ref
+			}
+			resp, err := s.shop.PostMembersWithResponse(ctx, req)
+			if err := answer("POST /v1/members", resp, err, 201); err != nil {
+				return err
+			}
+			_ = bar.Add(1)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	s.sum.Members = n
+	return nil
+}
+
+// parallel runs fn(0..n-1) on up to workers goroutines and returns the first error.
+func parallel(ctx context.Context, workers, n int, fn func(i int) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(workers, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := fn(i); err != nil {
+					cancel(err)
+				}
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			i = n
+		}
+	}
+	close(next)
+	wg.Wait()
+	return context.Cause(ctx)
+}
+
+// amount draws an order amount: log-normal around 120 with a long tail, at most 20,000.
+func (s *sim) amount() decimal.Decimal {
+	x := math.Exp(math.Log(120) + 0.9*s.r.NormFloat64())
+	x = math.Min(math.Max(x, 1), 20000)
+	return decimal.NewFromFloat(x).Round(2)
+}
+
+type event struct {
+	at  time.Time
+	ev  apiclient.Event
+	dup bool
+}
+
+// orders posts the shop's orders and refunds, a hundred events per request, in business-time order
+// but for a few refunds sent before their orders (the service parks them) and a few events sent
+// twice (the service replays them).
+func (s *sim) orders(ctx context.Context) error {
+	now := time.Now().UTC()
+	span := time.Duration(s.cfg.Days)*24*time.Hour + s.hold
+	var evs []event
+	for i, m := range s.members {
+		// Six in ten members buy, some of them often.
+		if s.r.IntN(10) >= 6 {
+			continue
+		}
+		for k := range 1 + int(s.r.ExpFloat64()*1.5) {
+			at := now.Add(-time.Duration(s.r.Int64N(int64(span)))).Truncate(time.Second)
+			order := fmt.Sprintf("%s-o%d-%d", s.run, i, k)
+			amt := s.amount()
+			var paid apiclient.Event_Data
+			_ = paid.FromEventData0(apiclient.EventData0{OrderId: order, MemberId: m, Amount: amt.StringFixed(2), Currency: s.currency})
+			evs = append(evs, event{at: at, ev: apiclient.Event{Id: order + "-paid", Type: "order.paid", OccurredAt: at, Data: paid}})
+			s.sum.Orders++
+			s.sum.GMV = s.sum.GMV.Add(amt)
+			if s.r.IntN(10) > 0 {
+				continue
+			}
+			// A tenth are refunded, a third of those in full, one to five days later (never in the future).
+			refund := amt
+			if s.r.IntN(3) > 0 {
+				refund = amt.Mul(decimal.NewFromFloat(0.1 + 0.8*s.r.Float64())).Round(2)
+			}
+			rat := at.Add(time.Duration(1+s.r.IntN(5)) * 24 * time.Hour)
+			if rat.After(now) {
+				rat = now.Add(-time.Minute)
+			}
+			var data apiclient.Event_Data
+			_ = data.FromEventData1(apiclient.EventData1{OrderId: order, RefundId: order + "-r", Amount: refund.StringFixed(2)})
+			r := event{at: rat, ev: apiclient.Event{Id: order + "-refund", Type: "order.refunded", OccurredAt: rat, Data: data}}
+			if s.r.IntN(20) == 0 {
+				r.at = at.Add(-time.Hour) // the shop's systems sent the refund first
+				s.sum.ParkedRefunds++
+			}
+			evs = append(evs, r)
+			s.sum.Refunds++
+		}
+	}
+	sort.SliceStable(evs, func(a, b int) bool { return evs[a].at.Before(evs[b].at) })
+	for i := range evs {
+		if s.r.IntN(50) == 0 {
+			evs = append(evs, event{at: evs[i].at, ev: evs[i].ev, dup: true}) // sent again, later
+		}
+	}
+	bar := s.bar(len(evs), "events")
+	var batches [][]event
+	for start := 0; start < len(evs); start += 100 {
+		batches = append(batches, evs[start:min(start+100, len(evs))])
+	}
+	// Batches go one after another: a refund must not overtake its order across concurrent
+	// requests, except the ones sent first on purpose.
+	for _, b := range batches {
+		req := apiclient.PostEventsBatchJSONRequestBody{}
+		for _, e := range b {
+			req.Events = append(req.Events, e.ev)
+			if e.dup {
+				s.sum.Replays++
+			}
+		}
+		resp, err := s.shop.PostEventsBatchWithResponse(ctx, req)
+		if err := answer("POST /v1/events/batch", resp, err, 200); err != nil {
+			return err
+		}
+		if resp.JSON200 == nil || resp.JSON200.Results == nil {
+			return errors.New("POST /v1/events/batch: no results")
+		}
+		for i, r := range *resp.JSON200.Results {
+			if r.Status >= 300 {
+				return fmt.Errorf("event %s was refused: %s", b[i].ev.Id, string(resp.Body))
+			}
+		}
+		_ = bar.Add(len(b))
+	}
+	return nil
+}
