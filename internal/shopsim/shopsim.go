@@ -67,16 +67,16 @@ type Summary struct {
 }
 
 type sim struct {
-	mu                  sync.Mutex // guards r and sum's counters across the parallel phases
-	cfg                 Config
-	shop, op, auditor   *apiclient.ClientWithResponses
-	r                   *rand.Rand
-	run                 string
-	currency            apiclient.Currency
-	hold                time.Duration
-	min, reviewAbove    decimal.Decimal
-	members             []string
-	sum                 Summary
+	mu                sync.Mutex // guards r and sum's counters across the parallel phases
+	cfg               Config
+	shop, op, auditor *apiclient.ClientWithResponses
+	r                 *rand.Rand
+	run               string
+	currency          apiclient.Currency
+	hold              time.Duration
+	min, reviewAbove  decimal.Decimal
+	members           []string
+	sum               Summary
 }
 
 // Run plays the shop. Every request it makes is one a shop or an operator would make; an answer it
