@@ -17,12 +17,13 @@ WHERE rank <= @max_rows::bigint OR member_id = @me::text
 ORDER BY rank;
 
 -- name: LeaderboardConverted :many
+-- Converted counts the period's orders that were their buyer's first, for the buyer's inviter.
 WITH board AS (
-  SELECT referrer_id AS member_id, count(*)::numeric AS figure, max(first_order_at) AS reached_at
-  FROM members
-  WHERE referrer_id IS NOT NULL AND first_order_at IS NOT NULL
-    AND first_order_at >= @from_at::timestamptz AND first_order_at < @to_at::timestamptz
-  GROUP BY referrer_id
+  SELECT o.upline[1] AS member_id, count(*)::numeric AS figure, max(o.occurred_at) AS reached_at
+  FROM orders o
+  WHERE o.occurred_at >= @from_at::timestamptz AND o.occurred_at < @to_at::timestamptz
+    AND o.first_order AND cardinality(o.upline) > 0
+  GROUP BY o.upline[1]
 ), ranked AS (
   SELECT member_id, figure, reached_at, row_number() OVER (ORDER BY figure DESC, reached_at, member_id) AS rank
   FROM board

@@ -3,22 +3,22 @@
 INSERT INTO members (id, referral_code, referrer_id, upline, request_hash, created_at)
 VALUES (@id, @referral_code, sqlc.narg('referrer_id'), @upline::text[], @request_hash, @created_at)
 ON CONFLICT (id) DO NOTHING
-RETURNING id, referral_code, referrer_id, upline, request_hash, paid_orders, converted_invitees, created_at, first_order_at;
+RETURNING id, referral_code, referrer_id, upline, request_hash, paid_orders, converted_invitees, created_at;
 
 -- name: MemberGet :one
-SELECT id, referral_code, referrer_id, upline, request_hash, paid_orders, converted_invitees, created_at, first_order_at
+SELECT id, referral_code, referrer_id, upline, request_hash, paid_orders, converted_invitees, created_at
 FROM members
 WHERE id = @id;
 
 -- name: MemberGetByCode :one
-SELECT id, referral_code, referrer_id, upline, request_hash, paid_orders, converted_invitees, created_at, first_order_at
+SELECT id, referral_code, referrer_id, upline, request_hash, paid_orders, converted_invitees, created_at
 FROM members
 WHERE referral_code = @referral_code;
 
 -- name: MemberLock :one
 -- MemberLock locks a member row for the rest of the transaction. Locks are always taken from a
 -- buyer towards its ancestors, never the other way, so they cannot deadlock.
-SELECT id, referral_code, referrer_id, upline, request_hash, paid_orders, converted_invitees, created_at, first_order_at
+SELECT id, referral_code, referrer_id, upline, request_hash, paid_orders, converted_invitees, created_at
 FROM members
 WHERE id = @id
 FOR UPDATE;
@@ -37,11 +37,7 @@ ORDER BY id
 FOR NO KEY UPDATE;
 
 -- name: MemberSetCountersMany :exec
--- MemberSetCountersMany sets the counters, and moves first_order_at back to the earliest order a
--- buyer of the batch paid (the epoch for a member who bought nothing in it: no event is that old).
-UPDATE members m SET paid_orders = v.paid_orders, converted_invitees = v.converted_invitees,
-       first_order_at = LEAST(m.first_order_at, NULLIF(v.first_order_at, 'epoch'::timestamptz))
+UPDATE members m SET paid_orders = v.paid_orders, converted_invitees = v.converted_invitees
 FROM (SELECT unnest(@ids::text[]) AS id, unnest(@paid_orders::int[]) AS paid_orders,
-             unnest(@converted_invitees::int[]) AS converted_invitees,
-             unnest(@first_order_ats::timestamptz[]) AS first_order_at) v
+             unnest(@converted_invitees::int[]) AS converted_invitees) v
 WHERE m.id = v.id;

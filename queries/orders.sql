@@ -1,12 +1,12 @@
 -- name: OrderGet :one
 SELECT order_id, event_id, member_id, amount, currency, occurred_at, program_version, upline,
-       accrual_entry_id, release_at, released_at, release_entry_id, refunded, excess_refunded
+       accrual_entry_id, release_at, released_at, release_entry_id, refunded, excess_refunded, first_order
 FROM orders
 WHERE order_id = @order_id;
 
 -- name: OrderLock :one
 SELECT order_id, event_id, member_id, amount, currency, occurred_at, program_version, upline,
-       accrual_entry_id, release_at, released_at, release_entry_id, refunded, excess_refunded
+       accrual_entry_id, release_at, released_at, release_entry_id, refunded, excess_refunded, first_order
 FROM orders
 WHERE order_id = @order_id
 FOR UPDATE;
@@ -35,7 +35,7 @@ ORDER BY currency;
 -- name: OrderLockMany :many
 -- OrderLockMany locks the orders that exist among the ids, sorted by id (the fixed lock order).
 SELECT order_id, event_id, member_id, amount, currency, occurred_at, program_version, upline,
-       accrual_entry_id, release_at, released_at, release_entry_id, refunded, excess_refunded
+       accrual_entry_id, release_at, released_at, release_entry_id, refunded, excess_refunded, first_order
 FROM orders
 WHERE order_id = ANY(@order_ids::text[])
 ORDER BY order_id
@@ -44,15 +44,17 @@ FOR NO KEY UPDATE;
 -- name: OrderInsertMany :exec
 -- OrderInsertMany records new orders; uplines are comma-joined (member ids never hold a comma).
 INSERT INTO orders (order_id, event_id, member_id, amount, currency, occurred_at, program_version, upline,
-                    release_at, accrual_entry_id, refunded, excess_refunded)
+                    release_at, accrual_entry_id, refunded, excess_refunded, first_order)
 SELECT v.order_id, v.event_id, v.member_id, v.amount, v.currency, v.occurred_at, v.program_version,
-       string_to_array(v.upline, ','), v.release_at, nullif(v.accrual_entry_id, 0), v.refunded, v.excess_refunded
+       string_to_array(v.upline, ','), v.release_at, nullif(v.accrual_entry_id, 0), v.refunded, v.excess_refunded,
+       v.first_order
 FROM (SELECT unnest(@order_ids::text[]) AS order_id, unnest(@event_ids::text[]) AS event_id,
              unnest(@member_ids::text[]) AS member_id, unnest(@amounts::numeric[]) AS amount,
              unnest(@currencies::text[]) AS currency, unnest(@occurred_ats::timestamptz[]) AS occurred_at,
              unnest(@program_versions::bigint[]) AS program_version, unnest(@uplines::text[]) AS upline,
              unnest(@release_ats::timestamptz[]) AS release_at, unnest(@accrual_entry_ids::bigint[]) AS accrual_entry_id,
-             unnest(@refundeds::numeric[]) AS refunded, unnest(@excess_refundeds::numeric[]) AS excess_refunded) v;
+             unnest(@refundeds::numeric[]) AS refunded, unnest(@excess_refundeds::numeric[]) AS excess_refunded,
+             unnest(@first_orders::boolean[]) AS first_order) v;
 
 -- name: OrderSetRefundedMany :exec
 UPDATE orders o SET refunded = v.refunded, excess_refunded = v.excess_refunded

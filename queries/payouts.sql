@@ -60,7 +60,7 @@ ORDER BY i.id;
 
 -- name: PayoutItemsLock :many
 -- PayoutItemsLock locks the named items of a batch (items of other batches are not returned).
-SELECT i.id, i.withdrawal_id, i.status, i.result_hash, w.member_id, w.currency, w.amount, w.fee
+SELECT i.id, i.withdrawal_id, i.status, i.result_hash, w.member_id, w.currency, w.amount, w.fee, w.destination
 FROM payout_items i
 JOIN withdrawals w ON w.id = i.withdrawal_id
 WHERE i.batch_id = @batch_id AND i.id = ANY(@ids::bigint[])

@@ -1,18 +1,19 @@
 -- Leaderboards rank members over a period by what they did in it; each metric is answered from an
 -- index over the period (a range scan, never the whole table):
 --   invited:   members_invited_idx, the sign-ups of the period by inviter;
---   converted: members_converted_idx, invitees whose first paid order falls in the period;
+--   converted: orders_occurred_idx, the period's orders that were their buyer's first, counted for
+--              the buyer's inviter (orders.upline[1]);
 --   earned:    orders_occurred_idx, the orders of the period, then their rebate lots by key.
--- first_order_at is the business time of a member's earliest applied order (kept as the least of
--- its orders', so an order that arrives late but happened earlier moves it back).
-ALTER TABLE members ADD COLUMN first_order_at timestamptz;
-UPDATE members m SET first_order_at = o.first_at
-FROM (SELECT member_id, min(occurred_at) AS first_at FROM orders GROUP BY member_id) o
-WHERE o.member_id = m.id;
+-- first_order marks the order that converted its buyer: the first order.paid applied for the member,
+-- the same event that counts toward the inviter's converted_invitees (tiers and milestones). It is
+-- written with the order; an earlier-dated order that arrives later does not move it. Existing
+-- orders are marked by their business time (the best the history tells).
+ALTER TABLE orders ADD COLUMN first_order boolean NOT NULL DEFAULT false;
+UPDATE orders o SET first_order = true
+FROM (SELECT DISTINCT ON (member_id) order_id FROM orders ORDER BY member_id, occurred_at, order_id) f
+WHERE o.order_id = f.order_id;
 
 CREATE INDEX members_invited_idx ON members (created_at) INCLUDE (referrer_id) WHERE referrer_id IS NOT NULL;
-CREATE INDEX members_converted_idx ON members (first_order_at) INCLUDE (referrer_id)
-  WHERE referrer_id IS NOT NULL AND first_order_at IS NOT NULL;
 CREATE INDEX orders_occurred_idx ON orders (occurred_at);
 
 -- Campaigns: a competition over a period whose prizes are paid once, after it ends, as journal

@@ -132,8 +132,8 @@ func TestLeaderboardsRankAndCampaignsPayOnce(t *testing.T) {
 }
 
 // TestEarnedAndConvertedBoards: the earned board sums an order's cash rebates net of refunds; the
-// converted board counts invitees by their first order's business time, also when an earlier order
-// arrives late.
+// converted board counts invitees at their first applied order (the one that counted toward the
+// inviter's converted_invitees), also when an earlier-dated order arrives later.
 func TestEarnedAndConvertedBoards(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -160,7 +160,7 @@ func TestEarnedAndConvertedBoards(t *testing.T) {
 	send("e1", "o1", "p1", "2026-11-10T00:00:00Z", "100.00")
 	send("e2", "o2", "q1", "2026-11-12T00:00:00Z", "60.00")
 	send("e3", "o3", "q2", "2026-11-20T00:00:00Z", "60.00")
-	send("e4", "o4", "q2", "2026-11-05T00:00:00Z", "20.00") // late, but q2's first order: before the period
+	send("e4", "o4", "q2", "2026-11-05T00:00:00Z", "20.00") // earlier-dated, but applied after q2's first
 	status, ev, _ := b.do(t, "POST", "/v1/events", b.shop, `{"id":"r1","type":"order.refunded","occurred_at":"2026-11-21T00:00:00Z",
 		"data":{"order_id":"o3","refund_id":"r1","amount":"60.00"}}`)
 	require.Equal(t, http.StatusCreated, status, ev)
@@ -182,10 +182,10 @@ func TestEarnedAndConvertedBoards(t *testing.T) {
 	status, board, _ = b.get(t, "/v1/leaderboard?metric=converted&"+period(from, to), b.auditor)
 	require.Equal(t, http.StatusOK, status, board)
 	items = board["items"].([]any)
-	require.Len(t, items, 2, "q2's first order is the late one of 2026-11-05, before the period")
-	require.Equal(t, "p", items[0].(map[string]any)["member_id"])
-	require.Equal(t, "1", items[0].(map[string]any)["figure"])
-	require.Equal(t, "q", items[1].(map[string]any)["member_id"])
+	require.Len(t, items, 2)
+	require.Equal(t, "q", items[0].(map[string]any)["member_id"], "q1 and q2 converted in the period")
+	require.Equal(t, "2", items[0].(map[string]any)["figure"])
+	require.Equal(t, "p", items[1].(map[string]any)["member_id"])
 	require.Equal(t, "1", items[1].(map[string]any)["figure"])
 }
 

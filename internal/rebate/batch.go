@@ -133,10 +133,7 @@ type memberState struct {
 	upline    []string
 	paid      int32
 	converted int32
-	// firstOrder is the earliest occurred_at of the orders this batch applied for the member (zero:
-	// none); the update keeps the least of it and the stored first_order_at.
-	firstOrder time.Time
-	dirty      bool
+	dirty     bool
 }
 
 type orderState struct {

@@ -66,9 +66,6 @@ func (b *batch) orderPaid(ev parsedEvent, w *eventWork) error {
 
 	buyer.paid++
 	buyer.dirty = true
-	if buyer.firstOrder.IsZero() || ev.OccurredAt.Before(buyer.firstOrder) {
-		buyer.firstOrder = ev.OccurredAt
-	}
 	firstOrder := buyer.paid == 1
 	var lots []lot
 	if u1 != nil {
@@ -111,7 +108,7 @@ func (b *batch) orderPaid(ev parsedEvent, w *eventWork) error {
 	releaseAt := ev.OccurredAt.Add(r.HoldPeriod)
 	o := &orderState{Order: sqlc.Order{OrderID: d.OrderID, EventID: ev.ID, MemberID: d.MemberID, Amount: x.Decimal(),
 		Currency: string(cur), OccurredAt: ev.OccurredAt, ProgramVersion: p.Version, Upline: nonNil(buyer.upline),
-		ReleaseAt: releaseAt}, isNew: true}
+		ReleaseAt: releaseAt, FirstOrder: firstOrder}, isNew: true}
 	b.orders[d.OrderID] = o
 	b.newOrders = append(b.newOrders, o)
 	w.res.Status = Applied

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -91,6 +90,7 @@ func (b *batch) queueOrders(ctx context.Context, q *store.Queries) {
 		no.AccrualEntryIds = append(no.AccrualEntryIds, accrual)
 		no.Refundeds = append(no.Refundeds, o.Refunded)
 		no.ExcessRefundeds = append(no.ExcessRefundeds, o.ExcessRefunded)
+		no.FirstOrders = append(no.FirstOrders, o.FirstOrder)
 	}
 	for _, o := range b.orders {
 		if !o.isNew && o.dirty {
@@ -161,10 +161,6 @@ func (b *batch) queueRefunds(ctx context.Context, q *store.Queries) {
 	}
 }
 
-// noFirstOrder tells MemberSetCountersMany that a member bought nothing in the batch (the epoch:
-// no event is that old).
-var noFirstOrder = time.Unix(0, 0).UTC()
-
 func (b *batch) queueMembers(ctx context.Context, q *store.Queries) {
 	var p sqlc.MemberSetCountersManyParams
 	for _, m := range b.members {
@@ -172,11 +168,6 @@ func (b *batch) queueMembers(ctx context.Context, q *store.Queries) {
 			p.Ids = append(p.Ids, m.id)
 			p.PaidOrders = append(p.PaidOrders, m.paid)
 			p.ConvertedInvitees = append(p.ConvertedInvitees, m.converted)
-			first := m.firstOrder
-			if first.IsZero() {
-				first = noFirstOrder
-			}
-			p.FirstOrderAts = append(p.FirstOrderAts, first)
 		}
 	}
 	if len(p.Ids) > 0 {

@@ -3,6 +3,7 @@ package wallet
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -112,7 +113,7 @@ func (w *Wallet) applyResults(ctx context.Context, tx pgx.Tx, batchID string, re
 	}
 	var reqs []ledger.EntryRequest
 	var settle sqlc.PayoutItemsSettleParams
-	var notes []notify.Note
+	var told []notify.Note // the items' results, sent with their settlement's statement
 	now := w.clock.Now()
 	for i, r := range results {
 		if out[i].Err != nil {
@@ -164,6 +165,12 @@ func (w *Wallet) applyResults(ctx context.Context, tx pgx.Tx, batchID string, re
 		}
 		reqs = append(reqs, req)
 		it.status, it.hash, it.settled = r.Status, h, i
+		var dest Destination
+		if err := json.Unmarshal(it.row.Destination, &dest); err != nil {
+			return nil, fmt.Errorf("item %d destination: %w", r.ItemID, err)
+		}
+		told = append(told, itemNote(Item{ID: r.ItemID, WithdrawalID: wid, MemberID: member, Destination: dest, Amount: amount,
+			Fee: fee, Net: net, Status: r.Status, Reference: r.Reference, Reason: r.Reason}, batchID))
 		settle.Ids = append(settle.Ids, r.ItemID)
 		settle.Statuses = append(settle.Statuses, r.Status)
 		settle.Refs = append(settle.Refs, r.Reference)
@@ -179,8 +186,12 @@ func (w *Wallet) applyResults(ctx context.Context, tx pgx.Tx, batchID string, re
 			settle.EntryIds = append(settle.EntryIds, e.ID)
 		}
 		settle.Now = &now
+		done := notify.Ahead(ctx, tx, told...)
 		if err := q.PayoutItemsSettle(ctx, settle); err != nil {
 			return nil, fmt.Errorf("record results of %s: %w", batchID, err)
+		}
+		if err := done(); err != nil {
+			return nil, err
 		}
 		if _, err := q.PayoutBatchLock(ctx, batchID); err != nil {
 			return nil, fmt.Errorf("lock %s: %w", batchID, err)
@@ -190,11 +201,14 @@ func (w *Wallet) applyResults(ctx context.Context, tx pgx.Tx, batchID string, re
 			return nil, fmt.Errorf("complete %s: %w", batchID, err)
 		}
 		if completed > 0 {
+			// Once per batch: its totals, read back with every item settled.
 			b, err := w.batch(ctx, tx, batchID)
 			if err != nil {
 				return nil, err
 			}
-			notes = append(notes, batchNote(*b))
+			if err := notify.Write(ctx, tx, batchNote(*b)); err != nil {
+				return nil, err
+			}
 		}
 	}
 	// Answer every accepted or replayed result with its item as it now stands.
@@ -210,17 +224,10 @@ func (w *Wallet) applyResults(ctx context.Context, tx pgx.Tx, batchID string, re
 		}
 		byID[it.ID] = it
 	}
-	var told []notify.Note
 	for i, r := range results {
 		if out[i].Err == nil {
 			out[i].Item = byID[r.ItemID]
-			if items[r.ItemID].settled == i {
-				told = append(told, itemNote(out[i].Item, batchID))
-			}
 		}
-	}
-	if err := notify.Write(ctx, tx, append(told, notes...)...); err != nil {
-		return nil, err
 	}
 	return out, nil
 }

@@ -14,11 +14,11 @@ import (
 
 const leaderboardConverted = `-- name: LeaderboardConverted :many
 WITH board AS (
-  SELECT referrer_id AS member_id, count(*)::numeric AS figure, max(first_order_at) AS reached_at
-  FROM members
-  WHERE referrer_id IS NOT NULL AND first_order_at IS NOT NULL
-    AND first_order_at >= $3::timestamptz AND first_order_at < $4::timestamptz
-  GROUP BY referrer_id
+  SELECT o.upline[1] AS member_id, count(*)::numeric AS figure, max(o.occurred_at) AS reached_at
+  FROM orders o
+  WHERE o.occurred_at >= $3::timestamptz AND o.occurred_at < $4::timestamptz
+    AND o.first_order AND cardinality(o.upline) > 0
+  GROUP BY o.upline[1]
 ), ranked AS (
   SELECT member_id, figure, reached_at, row_number() OVER (ORDER BY figure DESC, reached_at, member_id) AS rank
   FROM board
@@ -42,6 +42,7 @@ type LeaderboardConvertedRow struct {
 	Rank      int64
 }
 
+// Converted counts the period's orders that were their buyer's first, for the buyer's inviter.
 func (q *Queries) LeaderboardConverted(ctx context.Context, arg LeaderboardConvertedParams) ([]LeaderboardConvertedRow, error) {
 	rows, err := q.db.Query(ctx, leaderboardConverted,
 		arg.MaxRows,

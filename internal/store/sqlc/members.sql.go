@@ -13,7 +13,7 @@ import (
 )
 
 const memberGet = `-- name: MemberGet :one
-SELECT id, referral_code, referrer_id, upline, request_hash, paid_orders, converted_invitees, created_at, first_order_at
+SELECT id, referral_code, referrer_id, upline, request_hash, paid_orders, converted_invitees, created_at
 FROM members
 WHERE id = $1
 `
@@ -30,13 +30,12 @@ func (q *Queries) MemberGet(ctx context.Context, id string) (Member, error) {
 		&i.PaidOrders,
 		&i.ConvertedInvitees,
 		&i.CreatedAt,
-		&i.FirstOrderAt,
 	)
 	return i, err
 }
 
 const memberGetByCode = `-- name: MemberGetByCode :one
-SELECT id, referral_code, referrer_id, upline, request_hash, paid_orders, converted_invitees, created_at, first_order_at
+SELECT id, referral_code, referrer_id, upline, request_hash, paid_orders, converted_invitees, created_at
 FROM members
 WHERE referral_code = $1
 `
@@ -53,7 +52,6 @@ func (q *Queries) MemberGetByCode(ctx context.Context, referralCode string) (Mem
 		&i.PaidOrders,
 		&i.ConvertedInvitees,
 		&i.CreatedAt,
-		&i.FirstOrderAt,
 	)
 	return i, err
 }
@@ -62,7 +60,7 @@ const memberInsert = `-- name: MemberInsert :one
 INSERT INTO members (id, referral_code, referrer_id, upline, request_hash, created_at)
 VALUES ($1, $2, $3, $4::text[], $5, $6)
 ON CONFLICT (id) DO NOTHING
-RETURNING id, referral_code, referrer_id, upline, request_hash, paid_orders, converted_invitees, created_at, first_order_at
+RETURNING id, referral_code, referrer_id, upline, request_hash, paid_orders, converted_invitees, created_at
 `
 
 type MemberInsertParams struct {
@@ -94,7 +92,6 @@ func (q *Queries) MemberInsert(ctx context.Context, arg MemberInsertParams) (Mem
 		&i.PaidOrders,
 		&i.ConvertedInvitees,
 		&i.CreatedAt,
-		&i.FirstOrderAt,
 	)
 	return i, err
 }
@@ -111,7 +108,7 @@ func (q *Queries) MemberInvitedCount(ctx context.Context, id pgtype.Text) (int64
 }
 
 const memberLock = `-- name: MemberLock :one
-SELECT id, referral_code, referrer_id, upline, request_hash, paid_orders, converted_invitees, created_at, first_order_at
+SELECT id, referral_code, referrer_id, upline, request_hash, paid_orders, converted_invitees, created_at
 FROM members
 WHERE id = $1
 FOR UPDATE
@@ -131,7 +128,6 @@ func (q *Queries) MemberLock(ctx context.Context, id string) (Member, error) {
 		&i.PaidOrders,
 		&i.ConvertedInvitees,
 		&i.CreatedAt,
-		&i.FirstOrderAt,
 	)
 	return i, err
 }
@@ -180,11 +176,9 @@ func (q *Queries) MemberLockBuyers(ctx context.Context, ids []string) ([]MemberL
 }
 
 const memberSetCountersMany = `-- name: MemberSetCountersMany :exec
-UPDATE members m SET paid_orders = v.paid_orders, converted_invitees = v.converted_invitees,
-       first_order_at = LEAST(m.first_order_at, NULLIF(v.first_order_at, 'epoch'::timestamptz))
+UPDATE members m SET paid_orders = v.paid_orders, converted_invitees = v.converted_invitees
 FROM (SELECT unnest($1::text[]) AS id, unnest($2::int[]) AS paid_orders,
-             unnest($3::int[]) AS converted_invitees,
-             unnest($4::timestamptz[]) AS first_order_at) v
+             unnest($3::int[]) AS converted_invitees) v
 WHERE m.id = v.id
 `
 
@@ -192,17 +186,9 @@ type MemberSetCountersManyParams struct {
 	Ids               []string
 	PaidOrders        []int32
 	ConvertedInvitees []int32
-	FirstOrderAts     []time.Time
 }
 
-// MemberSetCountersMany sets the counters, and moves first_order_at back to the earliest order a
-// buyer of the batch paid (the epoch for a member who bought nothing in it: no event is that old).
 func (q *Queries) MemberSetCountersMany(ctx context.Context, arg MemberSetCountersManyParams) error {
-	_, err := q.db.Exec(ctx, memberSetCountersMany,
-		arg.Ids,
-		arg.PaidOrders,
-		arg.ConvertedInvitees,
-		arg.FirstOrderAts,
-	)
+	_, err := q.db.Exec(ctx, memberSetCountersMany, arg.Ids, arg.PaidOrders, arg.ConvertedInvitees)
 	return err
 }

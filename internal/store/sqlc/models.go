@@ -121,7 +121,6 @@ type Member struct {
 	PaidOrders        int32
 	ConvertedInvitees int32
 	CreatedAt         time.Time
-	FirstOrderAt      *time.Time
 }
 
 type MemberToken struct {
@@ -147,6 +146,7 @@ type Order struct {
 	ReleaseEntryID *int64
 	Refunded       decimal.Decimal
 	ExcessRefunded decimal.Decimal
+	FirstOrder     bool
 }
 
 type PayoutBatch struct {

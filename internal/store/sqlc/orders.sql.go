@@ -239,7 +239,7 @@ func (q *Queries) LotSetReleased(ctx context.Context, arg LotSetReleasedParams) 
 
 const orderGet = `-- name: OrderGet :one
 SELECT order_id, event_id, member_id, amount, currency, occurred_at, program_version, upline,
-       accrual_entry_id, release_at, released_at, release_entry_id, refunded, excess_refunded
+       accrual_entry_id, release_at, released_at, release_entry_id, refunded, excess_refunded, first_order
 FROM orders
 WHERE order_id = $1
 `
@@ -262,21 +262,24 @@ func (q *Queries) OrderGet(ctx context.Context, orderID string) (Order, error) {
 		&i.ReleaseEntryID,
 		&i.Refunded,
 		&i.ExcessRefunded,
+		&i.FirstOrder,
 	)
 	return i, err
 }
 
 const orderInsertMany = `-- name: OrderInsertMany :exec
 INSERT INTO orders (order_id, event_id, member_id, amount, currency, occurred_at, program_version, upline,
-                    release_at, accrual_entry_id, refunded, excess_refunded)
+                    release_at, accrual_entry_id, refunded, excess_refunded, first_order)
 SELECT v.order_id, v.event_id, v.member_id, v.amount, v.currency, v.occurred_at, v.program_version,
-       string_to_array(v.upline, ','), v.release_at, nullif(v.accrual_entry_id, 0), v.refunded, v.excess_refunded
+       string_to_array(v.upline, ','), v.release_at, nullif(v.accrual_entry_id, 0), v.refunded, v.excess_refunded,
+       v.first_order
 FROM (SELECT unnest($1::text[]) AS order_id, unnest($2::text[]) AS event_id,
              unnest($3::text[]) AS member_id, unnest($4::numeric[]) AS amount,
              unnest($5::text[]) AS currency, unnest($6::timestamptz[]) AS occurred_at,
              unnest($7::bigint[]) AS program_version, unnest($8::text[]) AS upline,
              unnest($9::timestamptz[]) AS release_at, unnest($10::bigint[]) AS accrual_entry_id,
-             unnest($11::numeric[]) AS refunded, unnest($12::numeric[]) AS excess_refunded) v
+             unnest($11::numeric[]) AS refunded, unnest($12::numeric[]) AS excess_refunded,
+             unnest($13::boolean[]) AS first_order) v
 `
 
 type OrderInsertManyParams struct {
@@ -292,6 +295,7 @@ type OrderInsertManyParams struct {
 	AccrualEntryIds []int64
 	Refundeds       []decimal.Decimal
 	ExcessRefundeds []decimal.Decimal
+	FirstOrders     []bool
 }
 
 // OrderInsertMany records new orders; uplines are comma-joined (member ids never hold a comma).
@@ -309,13 +313,14 @@ func (q *Queries) OrderInsertMany(ctx context.Context, arg OrderInsertManyParams
 		arg.AccrualEntryIds,
 		arg.Refundeds,
 		arg.ExcessRefundeds,
+		arg.FirstOrders,
 	)
 	return err
 }
 
 const orderLock = `-- name: OrderLock :one
 SELECT order_id, event_id, member_id, amount, currency, occurred_at, program_version, upline,
-       accrual_entry_id, release_at, released_at, release_entry_id, refunded, excess_refunded
+       accrual_entry_id, release_at, released_at, release_entry_id, refunded, excess_refunded, first_order
 FROM orders
 WHERE order_id = $1
 FOR UPDATE
@@ -339,13 +344,14 @@ func (q *Queries) OrderLock(ctx context.Context, orderID string) (Order, error) 
 		&i.ReleaseEntryID,
 		&i.Refunded,
 		&i.ExcessRefunded,
+		&i.FirstOrder,
 	)
 	return i, err
 }
 
 const orderLockMany = `-- name: OrderLockMany :many
 SELECT order_id, event_id, member_id, amount, currency, occurred_at, program_version, upline,
-       accrual_entry_id, release_at, released_at, release_entry_id, refunded, excess_refunded
+       accrual_entry_id, release_at, released_at, release_entry_id, refunded, excess_refunded, first_order
 FROM orders
 WHERE order_id = ANY($1::text[])
 ORDER BY order_id
@@ -377,6 +383,7 @@ func (q *Queries) OrderLockMany(ctx context.Context, orderIds []string) ([]Order
 			&i.ReleaseEntryID,
 			&i.Refunded,
 			&i.ExcessRefunded,
+			&i.FirstOrder,
 		); err != nil {
 			return nil, err
 		}

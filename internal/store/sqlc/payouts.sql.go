@@ -357,7 +357,7 @@ func (q *Queries) PayoutItemsInsert(ctx context.Context, arg PayoutItemsInsertPa
 }
 
 const payoutItemsLock = `-- name: PayoutItemsLock :many
-SELECT i.id, i.withdrawal_id, i.status, i.result_hash, w.member_id, w.currency, w.amount, w.fee
+SELECT i.id, i.withdrawal_id, i.status, i.result_hash, w.member_id, w.currency, w.amount, w.fee, w.destination
 FROM payout_items i
 JOIN withdrawals w ON w.id = i.withdrawal_id
 WHERE i.batch_id = $1 AND i.id = ANY($2::bigint[])
@@ -379,6 +379,7 @@ type PayoutItemsLockRow struct {
 	Currency     string
 	Amount       decimal.Decimal
 	Fee          decimal.Decimal
+	Destination  []byte
 }
 
 // PayoutItemsLock locks the named items of a batch (items of other batches are not returned).
@@ -400,6 +401,7 @@ func (q *Queries) PayoutItemsLock(ctx context.Context, arg PayoutItemsLockParams
 			&i.Currency,
 			&i.Amount,
 			&i.Fee,
+			&i.Destination,
 		); err != nil {
 			return nil, err
 		}
