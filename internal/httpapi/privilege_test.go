@@ -28,6 +28,19 @@ func TestTheServingRoleRunsEverythingAndCannotAlterTheJournal(t *testing.T) {
 	require.NoError(t, b.pool.QueryRow(ctx, `SELECT current_user`).Scan(&user))
 	require.Equal(t, "rebate_service", user)
 
+	// A webhook endpoint (its deliveries are written by every change below and sent by the
+	// dispatcher) and a campaign (awarded and released as the serving role).
+	hook := newHookReceiver(t)
+	status, h, _ := b.do(t, "POST", "/v1/webhooks", b.operator, `{"url":"`+hook.URL+`","events":["member.registered","withdrawal.paid"],"secret":"0123456789abcdef0123"}`)
+	require.Equal(t, 201, status, h)
+	hook.mu.Lock()
+	hook.secret = "0123456789abcdef0123"
+	hook.mu.Unlock()
+	now := b.clock.Now()
+	status, c, _ := b.do(t, "POST", "/v1/campaigns", b.operator, `{"id":"c","metric":"invited","starts_at":"`+now.Add(-time.Hour).Format(time.RFC3339)+
+		`","ends_at":"`+now.Add(time.Minute).Format(time.RFC3339)+`","prizes":[{"rank":1,"amount":"1.00"}]}`)
+	require.Equal(t, 201, status, c)
+
 	b.member(t, "a")
 	status, m, _ := b.do(t, "POST", "/v1/members", b.shop, `{"id":"b","referrer_id":"a"}`)
 	require.Equal(t, 201, status, m)
@@ -43,6 +56,12 @@ func TestTheServingRoleRunsEverythingAndCannotAlterTheJournal(t *testing.T) {
 		require.NoError(t, err)
 		return got.Status == wallet.BatchCompleted
 	}, 30*time.Second, 50*time.Millisecond)
+	b.clock.Advance(2 * time.Minute)
+	require.NoError(t, b.campaigns.Award(ctx, "c"))
+	b.clock.Advance(200 * time.Hour)
+	require.NoError(t, b.campaigns.ReleasePrizes(ctx, "c"))
+	require.Eventually(t, func() bool { return hook.count() == 3 }, 20*time.Second, 50*time.Millisecond,
+		"two sign-ups and a payout told, as the serving role")
 	b.sealAll(t)
 	ch, err := audit.NewChecker(b.pool).Run(ctx)
 	require.NoError(t, err)

@@ -77,41 +77,39 @@ func (s *sim) count(n *int) {
 // through a member token (the member's own app), the others through the shop. Some ask for more than
 // the review threshold.
 func (s *sim) withdraw(ctx context.Context) error {
-	// The service releases orders past their hold at once: wait until held stops moving for a
-	// sample of members (the release jobs have run).
-	var last decimal.Decimal
-	stable := 0
-	err := waitFor(ctx, 60*time.Second, "the releases of orders past their hold", func() (bool, error) {
-		total := decimal.Zero
-		for _, m := range s.members[:min(len(s.members), 50)] {
-			_, held, err := s.balances(ctx, m, s.currency)
+	// The service releases orders past their hold at once (River's release jobs): wait until the
+	// last of them, in business time, is released.
+	if n := len(s.released); n > 0 {
+		for _, order := range []string{s.released[0], s.released[n/2], s.released[n-1]} {
+			err := waitFor(ctx, 2*time.Minute, "the release of "+order, func() (bool, error) {
+				resp, err := s.shop.GetOrdersOneWithResponse(ctx, order)
+				if err := answer("GET /v1/orders/{order_id}", resp, err, 200); err != nil {
+					return false, err
+				}
+				return resp.JSON200.ReleasedAt != nil, nil
+			})
 			if err != nil {
-				return false, err
+				return err
 			}
-			total = total.Add(held)
 		}
-		if total.Equal(last) {
-			stable++
-		} else {
-			stable = 0
-		}
-		last = total
-		return stable >= 3, nil
-	})
-	if err != nil {
-		return err
 	}
 	bar := s.bar(len(s.members), "withdrawals")
 	return parallel(ctx, 8, len(s.members), func(i int) error {
 		defer bar.Add(1) //nolint:errcheck
 		m := s.members[i]
 		avail, _, err := s.balances(ctx, m, s.currency)
-		if err != nil || avail.LessThan(s.min.Mul(decimal.NewFromInt(2))) || i%5 >= 2 {
+		if err != nil || avail.LessThan(s.min.Mul(decimal.NewFromInt(2))) {
 			return err
 		}
-		amount := s.min.Add(avail.Sub(s.min).Mul(decimal.NewFromFloat(0.3 + 0.6*s.float()))).RoundDown(2)
-		if amount.GreaterThan(s.reviewAbove) && s.float() < 0.5 {
-			amount = s.reviewAbove.Sub(decimal.New(1, 0))
+		var amount decimal.Decimal
+		switch {
+		case avail.GreaterThan(s.reviewAbove.Add(s.min)):
+			// The big earners take most of it out, above the review threshold (up to the maximum).
+			amount = decimal.Min(avail.Mul(decimal.NewFromFloat(0.9)), s.max).RoundDown(2)
+		case i%5 < 2:
+			amount = s.min.Add(avail.Sub(s.min).Mul(decimal.NewFromFloat(0.3 + 0.6*s.float()))).RoundDown(2)
+		default:
+			return nil
 		}
 		account := fmt.Sprintf("6222%012d", i)
 		req := apiclient.PostMembersWithdrawalsJSONRequestBody{Id: m + "-w1", Amount: amount.StringFixed(2), Currency: s.currency,
@@ -143,7 +141,7 @@ func (s *sim) float() float64 {
 	return s.r.Float64()
 }
 
-// review approves four in five of the withdrawals waiting for review and rejects the rest.
+// review approves two in three of the withdrawals waiting for review and rejects the rest.
 func (s *sim) review(ctx context.Context) error {
 	status := apiclient.GetWithdrawalsParamsStatus("pending_review")
 	limit := 500
@@ -167,7 +165,7 @@ func (s *sim) review(ctx context.Context) error {
 		cursor = resp.JSON200.NextCursor
 	}
 	for i, w := range pending {
-		if i%5 == 4 {
+		if i%3 == 2 {
 			reason := "the account name does not match the member"
 			resp, err := s.op.PostWithdrawalsRejectWithResponse(ctx, w.Id, apiclient.PostWithdrawalsRejectJSONRequestBody{Reason: &reason})
 			if err := answer("POST /v1/withdrawals/{id}/reject", resp, err, 200); err != nil {

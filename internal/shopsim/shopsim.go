@@ -75,7 +75,10 @@ type sim struct {
 	currency          apiclient.Currency
 	hold              time.Duration
 	min, reviewAbove  decimal.Decimal
+	max               decimal.Decimal
 	members           []string
+	invited           []bool   // members[i] joined through an inviter (its orders pay rebates)
+	released          []string // orders with rebates past their hold when posted: released at once
 	sum               Summary
 }
 
@@ -182,6 +185,10 @@ func (s *sim) program(ctx context.Context) error {
 	}
 	s.min = decimal.RequireFromString(*p.Withdrawal.Min)
 	s.reviewAbove = decimal.RequireFromString(*p.Withdrawal.ReviewAbove)
+	s.max = s.reviewAbove.Mul(decimal.NewFromInt(2))
+	if p.Withdrawal.Max != nil {
+		s.max = decimal.RequireFromString(*p.Withdrawal.Max)
+	}
 	return nil
 }
 
@@ -189,7 +196,7 @@ func (s *sim) program(ctx context.Context) error {
 func (s *sim) campaign(ctx context.Context) error {
 	now := time.Now().UTC()
 	s.sum.CampaignID = s.run + "-invite-race"
-	req := apiclient.PostCampaignsJSONRequestBody{Id: s.sum.CampaignID, Metric: "invited", StartsAt: now.Add(-time.Minute),
+	req := apiclient.PostCampaignsJSONRequestBody{Id: s.sum.CampaignID, Metric: "invited", StartsAt: now,
 		EndsAt: now.Add(s.cfg.CampaignFor)}
 	for rank, amount := range []string{"88.00", "38.00", "18.00"} {
 		req.Prizes = append(req.Prizes, struct {
@@ -221,6 +228,7 @@ func (s *sim) signUps(ctx context.Context) error {
 		}
 		picks = append(picks, i)
 		s.members = append(s.members, fmt.Sprintf("%s-m%d", s.run, i))
+		s.invited = append(s.invited, inviter[i] >= 0)
 	}
 	bar := s.bar(n, "members")
 	for start := 0; start < n; start += wave {
@@ -305,9 +313,18 @@ func (s *sim) orders(ctx context.Context) error {
 			at := now.Add(-time.Duration(s.r.Int64N(int64(span)))).Truncate(time.Second)
 			order := fmt.Sprintf("%s-o%d-%d", s.run, i, k)
 			amt := s.amount()
+			if k == 0 && i%97 == 1 {
+				// A few big-ticket orders (a sofa, a laptop for the office): their inviters earn
+				// enough for a withdrawal that needs an operator's review.
+				amt = decimal.NewFromInt(int64(40000 + s.r.IntN(20000)))
+				at = now.Add(-s.hold - time.Duration(1+s.r.IntN(s.cfg.Days))*24*time.Hour)
+			}
 			var paid apiclient.Event_Data
 			_ = paid.FromEventData0(apiclient.EventData0{OrderId: order, MemberId: m, Amount: amt.StringFixed(2), Currency: s.currency})
 			evs = append(evs, event{at: at, ev: apiclient.Event{Id: order + "-paid", Type: "order.paid", OccurredAt: at, Data: paid}})
+			if s.invited[i] && at.Add(s.hold+time.Minute).Before(now) {
+				s.released = append(s.released, order)
+			}
 			s.sum.Orders++
 			s.sum.GMV = s.sum.GMV.Add(amt)
 			if s.r.IntN(10) > 0 {
