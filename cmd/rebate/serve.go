@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"riverqueue.com/riverui"
 
 	"github.com/rebate-ledger/rebate/internal/audit"
 	"github.com/rebate-ledger/rebate/internal/auth"
@@ -139,6 +140,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Info("workers started")
 	}
 
+	// River's UI for operators, at /riverui on processes that serve HTTP (its own background work
+	// starts with it).
+	var ui http.Handler
+	if *mode != "worker" {
+		h, err := riverui.NewHandler(&riverui.HandlerOpts{Endpoints: riverui.NewEndpoints(rc, nil), Logger: log, Prefix: "/riverui"})
+		if err != nil {
+			return fmt.Errorf("river UI: %w", err)
+		}
+		if err := h.Start(ctx); err != nil {
+			return fmt.Errorf("start the river UI: %w", err)
+		}
+		ui = h
+	}
+
 	var keys map[auth.Role]string
 	if *demo {
 		if keys, err = printDemoKeys(ctx, pool, *addr, stdout); err != nil {
@@ -150,7 +165,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	serveErr := make(chan error, 1)
 	if *mode != "worker" {
 		e := httpapi.New(httpapi.Config{
-			Pool: pool, Ledger: l, Engine: engine, Wallet: wal, Webhooks: notify.NewWebhooks(pool, nil, *webhookAllowLocal), Campaigns: camps, PayoutBatchMax: *payoutBatchMax, Logger: log, RateLimit: *rateLimit, RateBurst: *rateBurst, BodyLimit: *bodyLimit, RequestTimeout: *reqTimeout, KeyCacheTTL: *keyCacheTTL,
+			Pool: pool, Ledger: l, Engine: engine, Wallet: wal, Webhooks: notify.NewWebhooks(pool, nil, *webhookAllowLocal), Campaigns: camps, RiverUI: ui, PayoutBatchMax: *payoutBatchMax, Logger: log, RateLimit: *rateLimit, RateBurst: *rateBurst, BodyLimit: *bodyLimit, RequestTimeout: *reqTimeout, KeyCacheTTL: *keyCacheTTL,
 			Ready: func(context.Context) error {
 				if runWorkers && !workersUp.Load() {
 					return errors.New("River workers are not running")

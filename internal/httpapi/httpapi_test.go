@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
+	"riverqueue.com/riverui"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/rebate-ledger/rebate/docs"
@@ -63,6 +64,8 @@ type setupOpts struct {
 	rateBurst int
 	// now is where the manual clock of the engine, the wallet and the handlers stands.
 	now time.Time
+	// riverUI mounts River's UI at /riverui.
+	riverUI bool
 }
 
 func setup(t *testing.T) *testBundle { return setupWith(t, setupOpts{}) }
@@ -108,7 +111,16 @@ func setupWith(t testing.TB, o setupOpts) *testBundle {
 		require.NoError(t, rc.Start(context.Background()))
 		t.Cleanup(func() { _ = rc.Stop(context.Background()) })
 	}
-	e := httpapi.New(httpapi.Config{Pool: pool, Ledger: l, Engine: engine, Wallet: w, Clock: clk, BodyLimit: "1M", Logger: slog.New(slog.DiscardHandler),
+	var ui http.Handler
+	if o.riverUI {
+		h, err := riverui.NewHandler(&riverui.HandlerOpts{Endpoints: riverui.NewEndpoints(rc, nil), Logger: slog.New(slog.DiscardHandler), Prefix: "/riverui"})
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		require.NoError(t, h.Start(ctx))
+		ui = h
+	}
+	e := httpapi.New(httpapi.Config{RiverUI: ui, Pool: pool, Ledger: l, Engine: engine, Wallet: w, Clock: clk, BodyLimit: "1M", Logger: slog.New(slog.DiscardHandler),
 		Webhooks: notify.NewWebhooks(pool, clk, true), Campaigns: camps,
 		RateLimit: o.rateLimit, RateBurst: o.rateBurst})
 	srv := httptest.NewServer(validated(t, e))
@@ -290,4 +302,41 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	sort.Strings(documented)
 	sort.Strings(served)
 	require.Equal(t, documented, served)
+}
+
+// TestRiverUIIsForOperators: River's UI and its API answer operators only.
+func TestRiverUIIsForOperators(t *testing.T) {
+	t.Parallel()
+	b := setupWith(t, setupOpts{riverUI: true})
+	status, _, _ := b.get(t, "/riverui/", "")
+	require.Equal(t, http.StatusUnauthorized, status)
+	for _, key := range []string{b.shop, b.auditor} {
+		status, _, _ = b.get(t, "/riverui/", key)
+		require.Equal(t, http.StatusForbidden, status)
+	}
+	req, err := http.NewRequest("GET", b.srv.URL+"/riverui/", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+b.operator)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, string(page), "<html")
+
+	// An invited member's paid order inserts its release job (no workers run here: it waits).
+	b.member(t, "ui-ref")
+	status, m, _ := b.do(t, "POST", "/v1/members", b.shop, `{"id":"ui-member","referrer_id":"ui-ref"}`)
+	require.Equal(t, http.StatusCreated, status, m)
+	status, _, _ = b.do(t, "POST", "/v1/events", b.shop, paidEvent("ui-e1", "ui-o1", "ui-member", "2026-11-01T08:00:00Z"))
+	require.Equal(t, http.StatusCreated, status)
+	var kinds []string
+	for _, state := range []string{"available", "scheduled"} {
+		status, jobs, _ := b.get(t, "/riverui/api/jobs?limit=20&state="+state, b.operator)
+		require.Equal(t, http.StatusOK, status, jobs)
+		for _, j := range jobs["data"].([]any) {
+			kinds = append(kinds, j.(map[string]any)["kind"].(string))
+		}
+	}
+	require.Contains(t, kinds, "rebate.release")
 }

@@ -36,6 +36,9 @@ type Config struct {
 	Ledger *ledger.Ledger
 	Engine *rebate.Engine
 	Wallet *wallet.Wallet
+	// RiverUI, when set, is River's own UI (riverqueue.com/riverui), mounted at /riverui for
+	// operators.
+	RiverUI http.Handler
 	// Campaigns answers leaderboards and runs campaigns.
 	Campaigns *campaign.Service
 	// Webhooks keeps the webhook endpoints; nil makes one that refuses local addresses.
@@ -97,6 +100,13 @@ func New(cfg Config) *echo.Echo {
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.Handler()))
 	e.GET("/openapi.yaml", s.openapi)
+
+	if cfg.RiverUI != nil {
+		// River's UI (its pages and its JSON API) for operators: jobs, queues, retries.
+		ui := echo.WrapHandler(cfg.RiverUI)
+		e.Any("/riverui", ui, s.authenticate, allow(auth.Operator))
+		e.Any("/riverui/*", ui, s.authenticate, allow(auth.Operator))
+	}
 
 	// Authentication is per route rather than on the group, so that an unknown method on a known
 	// path is 405 and an unknown path 404, as for any client.
