@@ -15,8 +15,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
-	"riverqueue.com/riverui"
 	"go.yaml.in/yaml/v3"
+	"riverqueue.com/riverui"
 
 	"github.com/rebate-ledger/rebate/docs"
 	"github.com/rebate-ledger/rebate/internal/auth"
