@@ -30,7 +30,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *shop == "" || *operator == "" || *auditor == "" {
 		return errors.New("demo needs --shop-key, --operator-key and --auditor-key (make demo creates them)")
 	}
-	cfg := shopsim.Config{URL: *url, ShopKey: *shop, OperatorKey: *operator, Audit: *auditor, Members: *members, Days: *days,
+	cfg := shopsim.Config{URL: *url, ShopKey: *shop, OperatorKey: *operator, AuditorKey: *auditor, Members: *members, Days: *days,
 		Seed: *seed, Log: stderr, Progress: stderr, CampaignFor: *campaign}
 	if *quiet {
 		cfg.Progress = nil

@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/stretchr/testify/require"
 
+	"github.com/rebate-ledger/rebate/docs"
 	"github.com/rebate-ledger/rebate/internal/notify"
 )
 
@@ -193,4 +195,17 @@ func TestWebhooksTellEveryCommittedChangeOnce(t *testing.T) {
 	status, list, _ = b.get(t, "/v1/webhooks", b.operator)
 	require.Equal(t, http.StatusOK, status, list)
 	require.Empty(t, list["items"])
+}
+
+// TestTheContractListsEveryWebhookEventType: docs/openapi.yaml's WebhookEventType is notify.Types,
+// in order, so a shop reading the contract sees every type the service sends.
+func TestTheContractListsEveryWebhookEventType(t *testing.T) {
+	t.Parallel()
+	spec, err := openapi3.NewLoader().LoadFromData(docs.OpenAPI)
+	require.NoError(t, err)
+	var listed []string
+	for _, v := range spec.Components.Schemas["WebhookEventType"].Value.Enum {
+		listed = append(listed, v.(string))
+	}
+	require.Equal(t, notify.Types, listed)
 }

@@ -28,8 +28,8 @@ import (
 
 // Config says what to simulate and where.
 type Config struct {
-	URL                         string
-	ShopKey, OperatorKey, Audit string
+	URL                              string
+	ShopKey, OperatorKey, AuditorKey string
 	// Members is how many members sign up; Days how many days of orders end now (their business
 	// times; orders older than the program's hold are released by the service at once).
 	Members, Days int
@@ -99,7 +99,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	for _, c := range []struct {
 		key string
 		out **apiclient.ClientWithResponses
-	}{{cfg.ShopKey, &s.shop}, {cfg.OperatorKey, &s.op}, {cfg.Audit, &s.auditor}} {
+	}{{cfg.ShopKey, &s.shop}, {cfg.OperatorKey, &s.op}, {cfg.AuditorKey, &s.auditor}} {
 		if *c.out, err = client(cfg.URL, c.key); err != nil {
 			return Summary{}, err
 		}

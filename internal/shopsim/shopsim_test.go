@@ -50,7 +50,7 @@ func TestTheSimulatedShopRunsAgainstTheRealService(t *testing.T) {
 	}
 
 	sum, err := shopsim.Run(ctx, shopsim.Config{URL: srv.URL, ShopKey: key(auth.Shop), OperatorKey: key(auth.Operator),
-		Audit: key(auth.Auditor), Members: 120, Days: 3, Seed: 7, CampaignFor: 3 * time.Second, Log: io.Discard})
+		AuditorKey: key(auth.Auditor), Members: 120, Days: 3, Seed: 7, CampaignFor: 3 * time.Second, Log: io.Discard})
 	require.NoError(t, err)
 
 	require.Equal(t, 120, sum.Members)
