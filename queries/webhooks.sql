@@ -90,3 +90,12 @@ WHERE endpoint_id = @endpoint_id AND (@status::text = '' OR status = @status::te
   AND (@before_id::bigint = 0 OR id < @before_id::bigint)
 ORDER BY id DESC
 LIMIT @max_rows;
+
+-- name: WebhookDeliveryPrune :execrows
+-- WebhookDeliveryPrune deletes up to max_rows settled deliveries created before the cutoff.
+DELETE FROM webhook_deliveries d
+USING (SELECT endpoint_id, id FROM webhook_deliveries
+       WHERE status <> 'pending' AND created_at < @before::timestamptz
+       ORDER BY created_at
+       LIMIT @max_rows) old
+WHERE d.endpoint_id = old.endpoint_id AND d.id = old.id;

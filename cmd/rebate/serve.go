@@ -58,6 +58,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	simulatedDelay := fs.Duration("simulated-delay", 2*time.Second, "how long the simulated provider takes to report results")
 	webhookEvery := fs.Duration("webhook-every", time.Second, "how often due webhook deliveries are sent")
 	webhookTimeout := fs.Duration("webhook-timeout", 10*time.Second, "how long one webhook delivery attempt may take")
+	webhookRetention := fs.Duration("webhook-retention", 30*24*time.Hour, "how long delivered, dead and cancelled webhook deliveries are kept (pending ones always are)")
 	webhookAllowLocal := fs.Bool("webhook-allow-local", envBool("REBATE_WEBHOOK_ALLOW_LOCAL", false),
 		"let webhook endpoints be plain http and on loopback, private and link-local addresses (local development only) (env REBATE_WEBHOOK_ALLOW_LOCAL)")
 	if err := fs.Parse(args); err != nil {
@@ -127,7 +128,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	camps := campaign.New(pool, l)
 	rc, err := jobs.NewClient(pool, l, engine, jobs.Config{Workers: runWorkers, SealEvery: *sealEvery, Logger: log, Campaigns: camps,
 		Wallet: wal, Simulated: sim, PayoutEvery: *payoutEvery, PayoutBatchMax: *payoutBatchMax,
-		Checker: audit.NewChecker(pool), CheckEvery: *checkEvery, Webhooks: dispatcher, WebhookEvery: *webhookEvery})
+		Checker: audit.NewChecker(pool), CheckEvery: *checkEvery, Webhooks: dispatcher, WebhookEvery: *webhookEvery, WebhookRetention: *webhookRetention})
 	if err != nil {
 		return err
 	}

@@ -46,4 +46,20 @@ BEGIN
 END
 $$;
 CREATE TRIGGER webhook_endpoints_no_delete BEFORE DELETE OR TRUNCATE ON webhook_endpoints FOR EACH STATEMENT EXECUTE FUNCTION webhooks_refuse_delete();
-CREATE TRIGGER webhook_deliveries_no_delete BEFORE DELETE OR TRUNCATE ON webhook_deliveries FOR EACH STATEMENT EXECUTE FUNCTION webhooks_refuse_delete();
+CREATE TRIGGER webhook_deliveries_no_truncate BEFORE TRUNCATE ON webhook_deliveries FOR EACH STATEMENT EXECUTE FUNCTION webhooks_refuse_delete();
+
+-- Deliveries are pruned once settled and old (webhooks.prune, serve --webhook-retention); one still
+-- pending is never deleted: it is a committed change not yet told.
+CREATE FUNCTION webhook_deliveries_refuse_pending_delete() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF OLD.status = 'pending' THEN
+    RAISE EXCEPTION 'a pending webhook delivery is never deleted' USING ERRCODE = 'insufficient_privilege',
+      HINT = 'delete an endpoint to cancel its pending deliveries';
+  END IF;
+  RETURN OLD;
+END
+$$;
+CREATE TRIGGER webhook_deliveries_no_pending_delete BEFORE DELETE ON webhook_deliveries FOR EACH ROW EXECUTE FUNCTION webhook_deliveries_refuse_pending_delete();
+-- What the pruning reads: settled deliveries by age.
+CREATE INDEX webhook_deliveries_settled_idx ON webhook_deliveries (created_at) WHERE status <> 'pending';

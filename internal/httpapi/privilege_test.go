@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rebate-ledger/rebate/internal/audit"
+	"github.com/rebate-ledger/rebate/internal/notify"
 	"github.com/rebate-ledger/rebate/internal/wallet"
 	"github.com/rebate-ledger/rebate/internal/wallet/simulated"
 )
@@ -62,6 +63,13 @@ func TestTheServingRoleRunsEverythingAndCannotAlterTheJournal(t *testing.T) {
 	require.NoError(t, b.campaigns.ReleasePrizes(ctx, "c"))
 	require.Eventually(t, func() bool { return hook.count() == 3 }, 20*time.Second, 50*time.Millisecond,
 		"two sign-ups and a payout told, as the serving role")
+	pruned := int64(0)
+	require.Eventually(t, func() bool { // the serving role prunes settled deliveries past the retention
+		n, err := notify.Prune(ctx, b.pool, time.Now().Add(40*24*time.Hour), 30*24*time.Hour)
+		require.NoError(t, err)
+		pruned += n
+		return pruned == 3
+	}, 10*time.Second, 50*time.Millisecond)
 	b.sealAll(t)
 	ch, err := audit.NewChecker(b.pool).Run(ctx)
 	require.NoError(t, err)

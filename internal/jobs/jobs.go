@@ -131,6 +131,8 @@ type Config struct {
 	// Webhooks, when set, sends the outbox's deliveries every WebhookEvery (default 1 s).
 	Webhooks     *notify.Dispatcher
 	WebhookEvery time.Duration
+	// WebhookRetention is how long settled deliveries are kept (0: 30 days); pruned hourly.
+	WebhookRetention time.Duration
 }
 
 // NewClient builds the River client with every worker registered and the periodic jobs set.
@@ -148,8 +150,12 @@ func NewClient(pool *pgxpool.Pool, l *ledger.Ledger, engine *rebate.Engine, cfg 
 	if cfg.Checker != nil {
 		river.AddWorker(workers, &CheckWorker{Checker: cfg.Checker})
 	}
+	if cfg.WebhookRetention <= 0 {
+		cfg.WebhookRetention = 30 * 24 * time.Hour
+	}
 	if cfg.Webhooks != nil {
 		river.AddWorker(workers, &DispatchWebhooksWorker{Dispatcher: cfg.Webhooks})
+		river.AddWorker(workers, &PruneWebhooksWorker{Pool: pool, Retention: cfg.WebhookRetention})
 	}
 	if cfg.Campaigns != nil {
 		river.AddWorker(workers, &CampaignAwardWorker{Campaigns: cfg.Campaigns})
@@ -184,7 +190,9 @@ func NewClient(pool *pgxpool.Pool, l *ledger.Ledger, engine *rebate.Engine, cfg 
 				cfg.WebhookEvery = time.Second
 			}
 			rc.PeriodicJobs = append(rc.PeriodicJobs, river.NewPeriodicJob(river.PeriodicInterval(cfg.WebhookEvery),
-				func() (river.JobArgs, *river.InsertOpts) { return DispatchWebhooksArgs{}, nil }, &river.PeriodicJobOpts{RunOnStart: true}))
+				func() (river.JobArgs, *river.InsertOpts) { return DispatchWebhooksArgs{}, nil }, &river.PeriodicJobOpts{RunOnStart: true}),
+				river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
+					func() (river.JobArgs, *river.InsertOpts) { return PruneWebhooksArgs{}, nil }, nil))
 		}
 		if cfg.Wallet != nil && cfg.PayoutEvery > 0 {
 			rc.PeriodicJobs = append(rc.PeriodicJobs, river.NewPeriodicJob(river.PeriodicInterval(cfg.PayoutEvery),

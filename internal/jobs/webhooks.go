@@ -2,7 +2,9 @@ package jobs
 
 import (
 	"context"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
 	"github.com/rebate-ledger/rebate/internal/notify"
@@ -27,5 +29,27 @@ type DispatchWebhooksWorker struct {
 // Work sends what is due.
 func (w *DispatchWebhooksWorker) Work(ctx context.Context, job *river.Job[DispatchWebhooksArgs]) error {
 	_, err := w.Dispatcher.Run(ctx)
+	return err
+}
+
+// PruneWebhooksArgs deletes settled webhook deliveries older than the retention.
+type PruneWebhooksArgs struct{}
+
+// Kind is River's name for the job.
+func (PruneWebhooksArgs) Kind() string { return "webhooks.prune" }
+
+// InsertOpts: one pending run at a time.
+func (PruneWebhooksArgs) InsertOpts() river.InsertOpts { return SealArgs{}.InsertOpts() }
+
+// PruneWebhooksWorker runs notify.Prune.
+type PruneWebhooksWorker struct {
+	river.WorkerDefaults[PruneWebhooksArgs]
+	Pool      *pgxpool.Pool
+	Retention time.Duration
+}
+
+// Work prunes what is past the retention.
+func (w *PruneWebhooksWorker) Work(ctx context.Context, job *river.Job[PruneWebhooksArgs]) error {
+	_, err := notify.Prune(ctx, w.Pool, time.Now(), w.Retention)
 	return err
 }

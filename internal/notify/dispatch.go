@@ -304,3 +304,20 @@ func (d *Dispatcher) backoff(n int) time.Duration {
 	}
 	return min(w, d.opts.MaxRetry)
 }
+
+// Prune deletes settled deliveries (delivered, dead, cancelled) created more than retention ago, a
+// thousand at a time, and answers how many. Pending deliveries are never deleted (a trigger refuses).
+func Prune(ctx context.Context, pool *pgxpool.Pool, now time.Time, retention time.Duration) (int64, error) {
+	var total int64
+	for ctx.Err() == nil {
+		n, err := store.New(pool).WebhookDeliveryPrune(ctx, sqlc.WebhookDeliveryPruneParams{Before: now.Add(-retention), MaxRows: 1000})
+		if err != nil {
+			return total, fmt.Errorf("prune webhook deliveries: %w", err)
+		}
+		total += n
+		if n < 1000 {
+			return total, nil
+		}
+	}
+	return total, ctx.Err()
+}

@@ -192,14 +192,42 @@ func TestOutbox(t *testing.T) {
 		require.True(t, apperr.Is(b.hooks.Delete(ctx, "wh_unknown"), apperr.NotFound))
 	})
 
-	t.Run("RowsAreNeverDeleted", func(t *testing.T) {
+	t.Run("EndpointsAndPendingDeliveriesAreNeverDeleted", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		b.register(t, "http://127.0.0.1:1/a", notify.RebateAccrued)
-		for _, table := range []string{"webhook_endpoints", "webhook_deliveries"} {
-			_, err := b.pool.Exec(ctx, `DELETE FROM `+table)
-			require.ErrorContains(t, err, "never deleted", table)
+		b.write(t, false, notify.Note{Type: notify.RebateAccrued, Data: 1})
+		for _, sql := range []string{`DELETE FROM webhook_endpoints`, `TRUNCATE webhook_endpoints CASCADE`, `TRUNCATE webhook_deliveries`} {
+			_, err := b.pool.Exec(ctx, sql)
+			require.ErrorContains(t, err, "never deleted", sql)
 		}
+		_, err := b.pool.Exec(ctx, `DELETE FROM webhook_deliveries`)
+		require.ErrorContains(t, err, "a pending webhook delivery is never deleted")
+		require.Equal(t, 1, countRows(t, b.pool))
+	})
+
+	t.Run("PruneDeletesOnlySettledDeliveriesPastTheRetention", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		rcv := newReceiver(t, ok)
+		ep := b.register(t, rcv.URL, notify.RebateAccrued)
+		for range 3 {
+			b.write(t, false, notify.Note{Type: notify.RebateAccrued, Data: 1})
+		}
+		_, err := b.dispatcher(notify.Options{}).Run(ctx)
+		require.NoError(t, err)
+		b.write(t, false, notify.Note{Type: notify.RebateAccrued, Data: 2}) // still pending
+		// Two delivered ones and the pending one are 40 days old.
+		_, err = b.pool.Exec(ctx, `UPDATE webhook_deliveries SET created_at = created_at - interval '40 days'
+			WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'delivered' ORDER BY id LIMIT 2) OR status = 'pending'`)
+		require.NoError(t, err)
+		n, err := notify.Prune(ctx, b.pool, time.Now(), 30*24*time.Hour)
+		require.NoError(t, err)
+		require.EqualValues(t, 2, n)
+		ds := b.deliveries(t, ep.ID)
+		require.Len(t, ds, 2)
+		statuses := []string{ds[0].Status, ds[1].Status}
+		require.ElementsMatch(t, []string{"pending", "delivered"}, statuses)
 	})
 }
 

@@ -31,6 +31,8 @@ var serviceGrants = []string{
 	`GRANT INSERT, UPDATE ON account_balances, members, orders, rebate_lots, refunds, points_lots,
 	   idempotency_keys, withdrawals, payout_batches, payout_items, api_keys, member_tokens,
 	   webhook_endpoints, webhook_deliveries, campaigns, campaign_prizes TO rebate_app`,
+	// Settled webhook deliveries are pruned after their retention (a trigger keeps pending ones).
+	`GRANT DELETE ON webhook_deliveries TO rebate_app`,
 }
 
 // riverGrants: River's queue is the service's to manage (it completes, retries and deletes jobs).

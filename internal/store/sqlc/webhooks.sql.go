@@ -141,6 +141,29 @@ func (q *Queries) WebhookDeliveryList(ctx context.Context, arg WebhookDeliveryLi
 	return items, nil
 }
 
+const webhookDeliveryPrune = `-- name: WebhookDeliveryPrune :execrows
+DELETE FROM webhook_deliveries d
+USING (SELECT endpoint_id, id FROM webhook_deliveries
+       WHERE status <> 'pending' AND created_at < $1::timestamptz
+       ORDER BY created_at
+       LIMIT $2) old
+WHERE d.endpoint_id = old.endpoint_id AND d.id = old.id
+`
+
+type WebhookDeliveryPruneParams struct {
+	Before  time.Time
+	MaxRows int32
+}
+
+// WebhookDeliveryPrune deletes up to max_rows settled deliveries created before the cutoff.
+func (q *Queries) WebhookDeliveryPrune(ctx context.Context, arg WebhookDeliveryPruneParams) (int64, error) {
+	result, err := q.db.Exec(ctx, webhookDeliveryPrune, arg.Before, arg.MaxRows)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const webhookDeliveryRecord = `-- name: WebhookDeliveryRecord :exec
 UPDATE webhook_deliveries d
 SET status = v.status,
