@@ -22,13 +22,14 @@ build:
 
 ## run: build, start the database if needed, migrate (as the owner), and serve (as the serving role,
 ## least privilege, on the private cluster) with demo keys printed. Local development: webhooks may
-## go to a receiver on this machine (--webhook-allow-local).
+## go to a receiver on this machine (--webhook-allow-local), and the console's cookie works over plain
+## http on 127.0.0.1 (--console-insecure-cookie).
 run: build
 	@if [ -n "$$DATABASE_URL" ]; then owner="$$DATABASE_URL"; service="$$DATABASE_URL"; \
 	  else owner="$$($(DEVDB) url rebate)"; service="$$($(DEVDB) url rebate service)"; fi && \
 	  $(BIN)/rebate migrate --database-url "$$owner" && \
 	  $(BIN)/rebate serve --database-url "$$service" --demo --addr "$(ADDR)" --payout-provider "$(PAYOUT_PROVIDER)" --log-format text \
-	    --webhook-allow-local
+	    --webhook-allow-local --console-insecure-cookie
 
 ## demo: play a simulated shop against the service `make run` serves (another terminal): sign-ups,
 ## orders, refunds, points, withdrawals with reviews, a payout batch and a campaign, through the
@@ -43,7 +44,7 @@ demo: build
 	  $(BIN)/rebate demo --url "http://$(ADDR)" --shop-key "$$shop" --operator-key "$$operator" --auditor-key "$$auditor" \
 	    --members $(DEMO_MEMBERS) --days $(DEMO_DAYS)
 
-## test: install the tools the tests need (scripts/tools.sh: hledger), start the database if needed,
+## test: install the tools the tests need (scripts/tools.sh: hledger, chromium), start the database if needed,
 ## then run every test (real PostgreSQL, real River).
 test:
 	@scripts/tools.sh

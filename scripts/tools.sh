@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # tools.sh: the programs the tests need beyond Go and PostgreSQL, installed when missing.
-#   hledger  the audit tests check our journal export with it (Debian's package is the reference)
+#   hledger   the audit tests check our journal export with it (Debian's package is the reference)
+#   chromium  the console's browser test drives it (through chromedp)
 set -euo pipefail
 
 need=()
 command -v hledger >/dev/null 2>&1 || need+=(hledger)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then

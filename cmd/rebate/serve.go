@@ -17,6 +17,7 @@ import (
 	"github.com/rebate-ledger/rebate/internal/audit"
 	"github.com/rebate-ledger/rebate/internal/auth"
 	"github.com/rebate-ledger/rebate/internal/campaign"
+	"github.com/rebate-ledger/rebate/internal/console"
 	"github.com/rebate-ledger/rebate/internal/httpapi"
 	"github.com/rebate-ledger/rebate/internal/jobs"
 	"github.com/rebate-ledger/rebate/internal/ledger"
@@ -58,6 +59,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	simulatedDelay := fs.Duration("simulated-delay", 2*time.Second, "how long the simulated provider takes to report results")
 	webhookEvery := fs.Duration("webhook-every", time.Second, "how often due webhook deliveries are sent")
 	webhookTimeout := fs.Duration("webhook-timeout", 10*time.Second, "how long one webhook delivery attempt may take")
+	consoleInsecure := fs.Bool("console-insecure-cookie", envBool("REBATE_CONSOLE_INSECURE_COOKIE", false),
+		"send the console's session cookie without the Secure flag: only for plain http on this machine (env REBATE_CONSOLE_INSECURE_COOKIE)")
 	webhookRetention := fs.Duration("webhook-retention", 30*24*time.Hour, "how long delivered, dead and cancelled webhook deliveries are kept (pending ones always are)")
 	webhookAllowLocal := fs.Bool("webhook-allow-local", envBool("REBATE_WEBHOOK_ALLOW_LOCAL", false),
 		"let webhook endpoints be plain http and on loopback, private and link-local addresses (local development only) (env REBATE_WEBHOOK_ALLOW_LOCAL)")
@@ -167,6 +170,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *mode != "worker" {
 		e := httpapi.New(httpapi.Config{
 			Pool: pool, Ledger: l, Engine: engine, Wallet: wal, Webhooks: notify.NewWebhooks(pool, nil, *webhookAllowLocal), Campaigns: camps, RiverUI: ui, PayoutBatchMax: *payoutBatchMax, Logger: log, RateLimit: *rateLimit, RateBurst: *rateBurst, BodyLimit: *bodyLimit, RequestTimeout: *reqTimeout, KeyCacheTTL: *keyCacheTTL,
+			ConsoleRole: func(r *http.Request) (auth.Role, error) {
+				sess, err := console.SessionOf(r.Context(), pool, r, time.Now())
+				return sess.Role, err
+			},
 			Ready: func(context.Context) error {
 				if runWorkers && !workersUp.Load() {
 					return errors.New("River workers are not running")
@@ -174,6 +181,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return nil
 			},
 		})
+		console.Register(e, console.Config{Pool: pool, Wallet: wal, Logger: log, MaxBatch: *payoutBatchMax, Insecure: *consoleInsecure})
 		ln, err := net.Listen("tcp", *addr)
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w", *addr, err)

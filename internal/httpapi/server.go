@@ -37,8 +37,11 @@ type Config struct {
 	Engine *rebate.Engine
 	Wallet *wallet.Wallet
 	// RiverUI, when set, is River's own UI (riverqueue.com/riverui), mounted at /riverui for
-	// operators.
+	// operators: by their bearer key, or by their console session (ConsoleRole).
 	RiverUI http.Handler
+	// ConsoleRole answers the role of a request's console session (internal/console), or an error
+	// when it has none.
+	ConsoleRole func(r *http.Request) (auth.Role, error)
 	// Campaigns answers leaderboards and runs campaigns.
 	Campaigns *campaign.Service
 	// Webhooks keeps the webhook endpoints; nil makes one that refuses local addresses.
@@ -104,8 +107,8 @@ func New(cfg Config) *echo.Echo {
 	if cfg.RiverUI != nil {
 		// River's UI (its pages and its JSON API) for operators: jobs, queues, retries.
 		ui := echo.WrapHandler(cfg.RiverUI)
-		e.Any("/riverui", ui, s.authenticate, allow(auth.Operator))
-		e.Any("/riverui/*", ui, s.authenticate, allow(auth.Operator))
+		e.Any("/riverui", ui, s.operatorOrConsole)
+		e.Any("/riverui/*", ui, s.operatorOrConsole)
 	}
 
 	// Authentication is per route rather than on the group, so that an unknown method on a known
@@ -312,4 +315,23 @@ func (s *server) healthz(c echo.Context) error {
 
 func (s *server) openapi(c echo.Context) error {
 	return c.Blob(http.StatusOK, "application/yaml", docs.OpenAPI)
+}
+
+// operatorOrConsole lets an operator through by bearer key, or by an operator's console session
+// when the request carries no Authorization header (a browser on River's UI).
+func (s *server) operatorOrConsole(next echo.HandlerFunc) echo.HandlerFunc {
+	byKey := s.authenticate(allow(auth.Operator)(next))
+	return func(c echo.Context) error {
+		if c.Request().Header.Get(echo.HeaderAuthorization) != "" || s.cfg.ConsoleRole == nil {
+			return byKey(c)
+		}
+		role, err := s.cfg.ConsoleRole(c.Request())
+		if err != nil {
+			return unauthorized(c, "log in to the console (/console/login) or send Authorization: Bearer <key>")
+		}
+		if role != auth.Operator {
+			return &Error{Status: http.StatusForbidden, Code: "forbidden", Detail: "role " + string(role) + " may not do this"}
+		}
+		return next(c)
+	}
 }

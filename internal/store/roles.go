@@ -30,7 +30,7 @@ var serviceGrants = []string{
 	// Caches and workflow state, changed as the journal grows (never deleted).
 	`GRANT INSERT, UPDATE ON account_balances, members, orders, rebate_lots, refunds, points_lots,
 	   idempotency_keys, withdrawals, payout_batches, payout_items, api_keys, member_tokens,
-	   webhook_endpoints, webhook_deliveries, campaigns, campaign_prizes TO rebate_app`,
+	   webhook_endpoints, webhook_deliveries, campaigns, campaign_prizes, console_sessions TO rebate_app`,
 	// Settled webhook deliveries are pruned after their retention (a trigger keeps pending ones).
 	`GRANT DELETE ON webhook_deliveries TO rebate_app`,
 }

@@ -75,6 +75,16 @@ type CampaignPrize struct {
 	ReleaseEntryID *int64
 }
 
+type ConsoleSession struct {
+	TokenHash []byte
+	KeyID     int64
+	Role      string
+	Csrf      string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	EndedAt   *time.Time
+}
+
 type Entry struct {
 	ID             int64
 	IdempotencyKey string
