@@ -129,6 +129,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	dispatcher := notify.NewDispatcher(pool, notify.Options{Timeout: *webhookTimeout, AllowLocal: *webhookAllowLocal, Logger: log})
 	camps := campaign.New(pool, l)
+	hooks := notify.NewWebhooks(pool, nil, *webhookAllowLocal)
 	rc, err := jobs.NewClient(pool, l, engine, jobs.Config{Workers: runWorkers, SealEvery: *sealEvery, Logger: log, Campaigns: camps,
 		Wallet: wal, Simulated: sim, PayoutEvery: *payoutEvery, PayoutBatchMax: *payoutBatchMax,
 		Checker: audit.NewChecker(pool), CheckEvery: *checkEvery, Webhooks: dispatcher, WebhookEvery: *webhookEvery, WebhookRetention: *webhookRetention})
@@ -169,7 +170,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	serveErr := make(chan error, 1)
 	if *mode != "worker" {
 		e := httpapi.New(httpapi.Config{
-			Pool: pool, Ledger: l, Engine: engine, Wallet: wal, Webhooks: notify.NewWebhooks(pool, nil, *webhookAllowLocal), Campaigns: camps, RiverUI: ui, PayoutBatchMax: *payoutBatchMax, Logger: log, RateLimit: *rateLimit, RateBurst: *rateBurst, BodyLimit: *bodyLimit, RequestTimeout: *reqTimeout, KeyCacheTTL: *keyCacheTTL,
+			Pool: pool, Ledger: l, Engine: engine, Wallet: wal, Webhooks: hooks, Campaigns: camps, RiverUI: ui, PayoutBatchMax: *payoutBatchMax, Logger: log, RateLimit: *rateLimit, RateBurst: *rateBurst, BodyLimit: *bodyLimit, RequestTimeout: *reqTimeout, KeyCacheTTL: *keyCacheTTL,
 			ConsoleRole: func(r *http.Request) (auth.Role, error) {
 				sess, err := console.SessionOf(r.Context(), pool, r, time.Now())
 				return sess.Role, err
@@ -181,7 +182,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return nil
 			},
 		})
-		console.Register(e, console.Config{Pool: pool, Wallet: wal, Logger: log, MaxBatch: *payoutBatchMax, Insecure: *consoleInsecure})
+		console.Register(e, console.Config{Pool: pool, Wallet: wal, Logger: log, MaxBatch: *payoutBatchMax, Insecure: *consoleInsecure,
+			Engine: engine, Webhooks: hooks, Campaigns: camps})
 		ln, err := net.Listen("tcp", *addr)
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w", *addr, err)

@@ -30,7 +30,10 @@ import (
 	"github.com/rebate-ledger/rebate/internal/apperr"
 	"github.com/rebate-ledger/rebate/internal/audit"
 	"github.com/rebate-ledger/rebate/internal/auth"
+	"github.com/rebate-ledger/rebate/internal/campaign"
 	"github.com/rebate-ledger/rebate/internal/clock"
+	"github.com/rebate-ledger/rebate/internal/notify"
+	"github.com/rebate-ledger/rebate/internal/rebate"
 	"github.com/rebate-ledger/rebate/internal/store"
 	"github.com/rebate-ledger/rebate/internal/store/sqlc"
 	"github.com/rebate-ledger/rebate/internal/wallet"
@@ -58,6 +61,11 @@ type Config struct {
 	Insecure bool
 	// MaxBatch is the most items a batch cut here holds (0: the wallet's default).
 	MaxBatch int
+	// Engine, Webhooks and Campaigns answer the read-only pages (program report, webhooks,
+	// leaderboard).
+	Engine    *rebate.Engine
+	Webhooks  *notify.Webhooks
+	Campaigns *campaign.Service
 }
 
 // Console serves the pages.
@@ -91,6 +99,11 @@ func Register(e *echo.Echo, cfg Config) *Console {
 	g.POST("/batches", c.cut, csrf, operator)
 	g.GET("/batches/:id/file", c.bankFile, operator)
 	g.POST("/batches/:id/results", c.results, csrf, operator)
+	g.GET("/program", c.program)
+	g.GET("/webhooks", c.webhooks)
+	g.GET("/webhooks/:id", c.deliveries)
+	g.GET("/leaderboard", c.leaderboard)
+	g.GET("/report", c.report)
 	return c
 }
 

@@ -16,14 +16,17 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/rebate-ledger/rebate/internal/auth"
+	"github.com/rebate-ledger/rebate/internal/campaign"
 	"github.com/rebate-ledger/rebate/internal/console"
 	"github.com/rebate-ledger/rebate/internal/httpapi"
 	"github.com/rebate-ledger/rebate/internal/jobs"
 	"github.com/rebate-ledger/rebate/internal/ledger"
 	"github.com/rebate-ledger/rebate/internal/money"
+	"github.com/rebate-ledger/rebate/internal/notify"
 	"github.com/rebate-ledger/rebate/internal/pgtest"
 	"github.com/rebate-ledger/rebate/internal/rebate"
 	"github.com/rebate-ledger/rebate/internal/wallet"
@@ -31,6 +34,7 @@ import (
 )
 
 type bundle struct {
+	pool              *pgxpool.Pool
 	srv               *httptest.Server
 	wallet            *wallet.Wallet
 	operator, auditor string
@@ -56,7 +60,8 @@ func setup(t *testing.T) *bundle {
 	require.NoError(t, rc.Start(ctx))
 	t.Cleanup(func() { _ = rc.Stop(context.WithoutCancel(ctx)) })
 	e := httpapi.New(httpapi.Config{Pool: pool, Ledger: l, Engine: engine, Wallet: w, Logger: logger})
-	console.Register(e, console.Config{Pool: pool, Wallet: w, Logger: logger, Insecure: true})
+	console.Register(e, console.Config{Pool: pool, Wallet: w, Logger: logger, Insecure: true, Engine: engine,
+		Webhooks: notify.NewWebhooks(pool, nil, true), Campaigns: campaign.New(pool, l)})
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
 	key := func(r auth.Role) string {
@@ -64,7 +69,7 @@ func setup(t *testing.T) *bundle {
 		require.NoError(t, err)
 		return k
 	}
-	b := &bundle{srv: srv, wallet: w, ledger: l, operator: key(auth.Operator), auditor: key(auth.Auditor), shop: key(auth.Shop),
+	b := &bundle{pool: pool, srv: srv, wallet: w, ledger: l, operator: key(auth.Operator), auditor: key(auth.Auditor), shop: key(auth.Shop),
 		memberID: "alice", withdrawalID: "w-big", tmpDir: t.TempDir(), ctx: ctx}
 	_, _, err = engine.Register(ctx, rebate.Registration{ID: b.memberID})
 	require.NoError(t, err)
@@ -256,4 +261,32 @@ func csrfOf(t *testing.T, c *http.Client, base string) string {
 	require.GreaterOrEqual(t, i, 0, page)
 	rest := page[i+len(marker):]
 	return rest[:strings.Index(rest, `"`)]
+}
+
+// TestTheReadOnlyPages: an auditor reads the program's versions, the webhooks and their deliveries,
+// the leaderboard and the program report.
+func TestTheReadOnlyPages(t *testing.T) {
+	b := setup(t)
+	ep, _, err := notify.NewWebhooks(b.pool, nil, true).Register(b.ctx, notify.Registration{ID: "shop-hook", URL: "http://127.0.0.1:1/h",
+		Events: []string{notify.WithdrawalApproved}})
+	require.NoError(t, err)
+	_, _, err = b.wallet.Act(b.ctx, b.withdrawalID, wallet.Approve, "ok", "")
+	require.NoError(t, err)
+	aud := client(t)
+	require.Equal(t, http.StatusSeeOther, login(t, aud, b.srv.URL, b.auditor).StatusCode)
+	for path, want := range map[string]string{
+		"/console/program":                   `id="version-1"`,
+		"/console/webhooks":                  ep.ID,
+		"/console/webhooks/" + ep.ID:         notify.WithdrawalApproved,
+		"/console/leaderboard?metric=earned": "Leaderboard: earned",
+		"/console/report":                    "<th>members</th><td>1</td>",
+		"/console":                           "Continuous checker",
+	} {
+		resp, err := aud.Get(b.srv.URL + path)
+		require.NoError(t, err)
+		page := readAll(t, resp)
+		require.Equal(t, http.StatusOK, resp.StatusCode, path)
+		require.Contains(t, page, want, path)
+		require.NotContains(t, page, "Cut a payout batch", "an auditor sees no operator forms")
+	}
 }

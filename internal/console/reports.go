@@ -1,0 +1,92 @@
+package console
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/rebate-ledger/rebate/internal/campaign"
+	"github.com/rebate-ledger/rebate/internal/program"
+)
+
+// The console's read-only pages: the program and its versions, webhooks and their deliveries, the
+// leaderboard and the program report. Each reads through the package that owns the data.
+
+func indent(v any) string {
+	b, _ := json.MarshalIndent(v, "", "  ")
+	return string(b)
+}
+
+func (c *Console) program(ec echo.Context) error {
+	ps, err := program.List(ec.Request().Context(), c.cfg.Pool)
+	if err != nil {
+		return err
+	}
+	type version struct {
+		Version     int64
+		EffectiveAt time.Time
+		Rules       string
+	}
+	var vs []version
+	for _, p := range ps {
+		vs = append(vs, version{p.Version, p.EffectiveAt, indent(p.JSON)})
+	}
+	return c.render(ec, http.StatusOK, "program.html", map[string]any{"Versions": vs})
+}
+
+func (c *Console) webhooks(ec echo.Context) error {
+	eps, _, err := c.cfg.Webhooks.List(ec.Request().Context(), "", 500)
+	if err != nil {
+		return err
+	}
+	return c.render(ec, http.StatusOK, "webhooks.html", map[string]any{"Endpoints": eps})
+}
+
+func (c *Console) deliveries(ec echo.Context) error {
+	ep, err := c.cfg.Webhooks.Get(ec.Request().Context(), ec.Param("id"))
+	if err != nil {
+		return c.failed(ec, err)
+	}
+	ds, _, err := c.cfg.Webhooks.Deliveries(ec.Request().Context(), ep.ID, ec.QueryParam("status"), "", 200)
+	if err != nil {
+		return c.failed(ec, err)
+	}
+	return c.render(ec, http.StatusOK, "deliveries.html", map[string]any{"Endpoint": ep, "Deliveries": ds})
+}
+
+// period reads ?from=&to= (RFC 3339), by default the last 30 days.
+func (c *Console) period(ec echo.Context) (time.Time, time.Time) {
+	to := c.cfg.Clock.Now()
+	from := to.Add(-30 * 24 * time.Hour)
+	if t, err := time.Parse(time.RFC3339, ec.QueryParam("from")); err == nil {
+		from = t
+	}
+	if t, err := time.Parse(time.RFC3339, ec.QueryParam("to")); err == nil {
+		to = t
+	}
+	return from, to
+}
+
+func (c *Console) leaderboard(ec echo.Context) error {
+	from, to := c.period(ec)
+	metric := ec.QueryParam("metric")
+	if metric == "" {
+		metric = campaign.Invited
+	}
+	b, err := c.cfg.Campaigns.Leaderboard(ec.Request().Context(), campaign.Query{Metric: metric, From: from, To: to, Limit: 50})
+	if err != nil {
+		return c.failed(ec, err)
+	}
+	return c.render(ec, http.StatusOK, "leaderboard.html", map[string]any{"Board": b, "Metrics": campaign.Metrics})
+}
+
+func (c *Console) report(ec echo.Context) error {
+	from, to := c.period(ec)
+	rep, err := c.cfg.Engine.ProgramAnalytics(ec.Request().Context(), from, to)
+	if err != nil {
+		return c.failed(ec, err)
+	}
+	return c.render(ec, http.StatusOK, "report.html", map[string]any{"Report": rep, "Details": indent(rep)})
+}
