@@ -89,12 +89,13 @@ func Register(e *echo.Echo, cfg Config) *Console {
 	}
 	c := &Console{cfg: cfg}
 	e.GET("/console/login", c.loginPage)
-	e.POST("/console/login", c.login)
+	e.POST("/console/login", c.login, loginCSRF)
 	g := e.Group("/console", c.session)
 	g.GET("", c.home)
 	g.POST("/logout", c.logout, csrf)
 	g.GET("/withdrawals", c.withdrawals)
 	g.POST("/withdrawals/:id/:action", c.review, csrf, operator)
+	g.GET("/batches", c.batches)
 	g.GET("/batches/:id", c.batch)
 	g.POST("/batches", c.cut, csrf, operator)
 	g.GET("/batches/:id/file", c.bankFile, operator)
@@ -192,8 +193,25 @@ func (c *Console) render(ec echo.Context, status int, name string, data map[stri
 	return ec.HTMLBlob(status, buf.Bytes())
 }
 
+// loginCookie carries the login form's CSRF token (double submit: the form must post back what the
+// cookie holds, which another site can neither read nor set).
+const loginCookie = "rebate_console_login"
+
 func (c *Console) loginPage(ec echo.Context) error {
-	return c.render(ec, http.StatusOK, "login.html", nil)
+	token := random()
+	ec.SetCookie(&http.Cookie{Name: loginCookie, Value: token, Path: "/console/login", HttpOnly: true, Secure: !c.cfg.Insecure,
+		SameSite: http.SameSiteStrictMode, MaxAge: 3600})
+	return c.render(ec, http.StatusOK, "login.html", map[string]any{"LoginCSRF": token})
+}
+
+func loginCSRF(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(ec echo.Context) error {
+		ck, err := ec.Cookie(loginCookie)
+		if err != nil || len(ck.Value) != 64 || subtle.ConstantTimeCompare([]byte(ec.FormValue("csrf")), []byte(ck.Value)) != 1 {
+			return echo.NewHTTPError(http.StatusForbidden, "the login form's CSRF token does not match: reload the login page")
+		}
+		return next(ec)
+	}
 }
 
 // login checks the key and starts a session. Only operator and auditor keys open the console.
@@ -202,7 +220,8 @@ func (c *Console) login(ec echo.Context) error {
 	key := strings.TrimSpace(ec.FormValue("key"))
 	p, err := auth.Lookup(ctx, c.cfg.Pool, key)
 	if err != nil || (p.Role != auth.Operator && p.Role != auth.Auditor) {
-		return c.render(ec, http.StatusUnauthorized, "login.html", map[string]any{"Error": "That is not an operator or auditor key."})
+		return c.render(ec, http.StatusUnauthorized, "login.html", map[string]any{"Error": "That is not an operator or auditor key.",
+			"LoginCSRF": ec.FormValue("csrf")})
 	}
 	token, now := random(), c.cfg.Clock.Now()
 	if err := store.New(c.cfg.Pool).ConsoleSessionInsert(ctx, sqlc.ConsoleSessionInsertParams{TokenHash: hashToken(token), KeyID: p.KeyID,
@@ -279,6 +298,16 @@ func (c *Console) cut(ec echo.Context) error {
 		return c.render(ec, http.StatusOK, "error.html", map[string]any{"Code": "nothing_to_cut", "Detail": "No approved withdrawal of that currency waits for a batch."})
 	}
 	return ec.Redirect(http.StatusSeeOther, "/console/batches/"+b.ID)
+}
+
+// batches lists the last 30 days' payout batches with their totals (the payout report's rows).
+func (c *Console) batches(ec echo.Context) error {
+	now := c.cfg.Clock.Now()
+	rep, err := c.cfg.Wallet.Report(ec.Request().Context(), now.Add(-30*24*time.Hour), now.Add(time.Minute))
+	if err != nil {
+		return err
+	}
+	return c.render(ec, http.StatusOK, "batches.html", map[string]any{"Batches": rep.Batches})
 }
 
 func (c *Console) batch(ec echo.Context) error {

@@ -173,11 +173,23 @@ func client(t *testing.T) *http.Client {
 	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
+// login fills the login form as a browser would: the page sets the form's CSRF cookie and field.
 func login(t *testing.T, c *http.Client, base, key string) *http.Response {
-	resp, err := c.PostForm(base+"/console/login", url.Values{"key": {key}})
+	resp, err := c.Get(base + "/console/login")
+	require.NoError(t, err)
+	token := formCSRF(t, readAll(t, resp))
+	resp, err = c.PostForm(base+"/console/login", url.Values{"key": {key}, "csrf": {token}})
 	require.NoError(t, err)
 	resp.Body.Close()
 	return resp
+}
+
+func formCSRF(t *testing.T, page string) string {
+	const marker = `name="csrf" value="`
+	i := strings.Index(page, marker)
+	require.GreaterOrEqual(t, i, 0, page)
+	rest := page[i+len(marker):]
+	return rest[:strings.Index(rest, `"`)]
 }
 
 // TestTheConsoleRefusesWhatItShould: no page without a session, no shop or unknown key, no form
@@ -195,6 +207,11 @@ func TestTheConsoleRefusesWhatItShould(t *testing.T) {
 	for _, key := range []string{b.shop, "rk_nonsense", ""} {
 		require.Equal(t, http.StatusUnauthorized, login(t, client(t), base, key).StatusCode, key)
 	}
+	// A login form posted from elsewhere (no token of the login page's cookie) is refused.
+	resp, err = client(t).PostForm(base+"/console/login", url.Values{"key": {b.operator}, "csrf": {strings.Repeat("a", 64)}})
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusForbidden, resp.StatusCode)
 
 	op := client(t)
 	resp = login(t, op, base, b.operator)
@@ -255,12 +272,7 @@ func readAll(t *testing.T, resp *http.Response) string {
 func csrfOf(t *testing.T, c *http.Client, base string) string {
 	resp, err := c.Get(base + "/console")
 	require.NoError(t, err)
-	page := readAll(t, resp)
-	const marker = `name="csrf" value="`
-	i := strings.Index(page, marker)
-	require.GreaterOrEqual(t, i, 0, page)
-	rest := page[i+len(marker):]
-	return rest[:strings.Index(rest, `"`)]
+	return formCSRF(t, readAll(t, resp))
 }
 
 // TestTheReadOnlyPages: an auditor reads the program's versions, the webhooks and their deliveries,
@@ -281,6 +293,7 @@ func TestTheReadOnlyPages(t *testing.T) {
 		"/console/leaderboard?metric=earned": "Leaderboard: earned",
 		"/console/report":                    "<th>members</th><td>1</td>",
 		"/console":                           "Continuous checker",
+		"/console/batches":                   "Payout batches, last 30 days",
 	} {
 		resp, err := aud.Get(b.srv.URL + path)
 		require.NoError(t, err)
