@@ -47,17 +47,22 @@ JOIN webhook_endpoints e ON e.deleted_at IS NULL AND notes.event_type = ANY (e.e
 -- later of the service's clock and the database's (new rows are stamped with the latter). The
 -- candidates are materialized first so that the lock is tried only on rows the round takes.
 WITH due AS MATERIALIZED (
-  SELECT d.endpoint_id, d.id, d.event_id, d.event_type, d.data, d.created_at, d.attempts, d.next_attempt_at
+  SELECT d.endpoint_id, d.id, d.event_id, d.event_type, d.data, d.created_at, d.attempts, d.next_attempt_at, e.url, e.secret
   FROM webhook_deliveries d
+  JOIN webhook_endpoints e ON e.id = d.endpoint_id
   WHERE d.status = 'pending' AND d.next_attempt_at <= greatest(@now::timestamptz, now())
   ORDER BY d.next_attempt_at
   LIMIT @candidates
 )
-SELECT due.endpoint_id, due.id, due.event_id, due.event_type, due.data, due.created_at, due.attempts, e.url, e.secret
+-- Nothing but the lock between the scan and the limit: the lock is tried row by row, as the limit
+-- pulls them (the dispatcher also releases every session lock when its run ends).
+SELECT due.endpoint_id, due.id, due.event_id, due.event_type, due.data, due.created_at, due.attempts, due.url, due.secret
 FROM due
-JOIN webhook_endpoints e ON e.id = due.endpoint_id
 WHERE pg_try_advisory_lock(@lock_class::int, (due.id & 2147483647)::int)
 LIMIT @max_rows;
+
+-- name: WebhookDeliveryUnlockAll :exec
+SELECT pg_advisory_unlock_all();
 
 -- name: WebhookDeliveryUnlock :exec
 SELECT pg_advisory_unlock(@lock_class::int, (id & 2147483647)::int) FROM unnest(@ids::bigint[]) AS id;

@@ -140,8 +140,14 @@ func (d *Dispatcher) Run(ctx context.Context) (int, error) {
 	}
 	broken := false
 	defer func() {
+		// No claim outlives the run on a pooled connection: every session lock is released, or the
+		// connection is closed (which releases them) when that cannot be done.
+		if !broken {
+			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			broken = store.New(conn).WebhookDeliveryUnlockAll(uctx) != nil
+			cancel()
+		}
 		if broken {
-			// Claims may still be held: closing the connection releases them.
 			_ = conn.Conn().Close(context.WithoutCancel(ctx))
 		}
 		conn.Release()

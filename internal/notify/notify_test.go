@@ -275,6 +275,29 @@ func TestDelivery(t *testing.T) {
 		require.Equal(t, int32(1), ds[0].Attempts)
 	})
 
+	t.Run("NoClaimOutlivesARun", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		rcv := newReceiver(t, func(n int) int {
+			if n%2 == 0 {
+				return http.StatusInternalServerError
+			}
+			return http.StatusOK
+		})
+		b.register(t, rcv.URL, notify.RebateAccrued)
+		for range 7 {
+			b.write(t, false, notify.Note{Type: notify.RebateAccrued, Data: 1})
+		}
+		n, err := b.dispatcher(notify.Options{Batch: 2}).Run(ctx)
+		require.NoError(t, err)
+		require.Equal(t, 7, n, "rounds of two until the last round is short")
+		var held int
+		require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::oid
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+			uint32(0x77656268)).Scan(&held))
+		require.Zero(t, held, "every claim was released")
+	})
+
 	t.Run("RetriedAfter500sWithBackoffThenDelivered_SameIDAndBody", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)

@@ -12,15 +12,15 @@ import (
 
 const webhookDeliveryClaim = `-- name: WebhookDeliveryClaim :many
 WITH due AS MATERIALIZED (
-  SELECT d.endpoint_id, d.id, d.event_id, d.event_type, d.data, d.created_at, d.attempts, d.next_attempt_at
+  SELECT d.endpoint_id, d.id, d.event_id, d.event_type, d.data, d.created_at, d.attempts, d.next_attempt_at, e.url, e.secret
   FROM webhook_deliveries d
+  JOIN webhook_endpoints e ON e.id = d.endpoint_id
   WHERE d.status = 'pending' AND d.next_attempt_at <= greatest($3::timestamptz, now())
   ORDER BY d.next_attempt_at
   LIMIT $4
 )
-SELECT due.endpoint_id, due.id, due.event_id, due.event_type, due.data, due.created_at, due.attempts, e.url, e.secret
+SELECT due.endpoint_id, due.id, due.event_id, due.event_type, due.data, due.created_at, due.attempts, due.url, due.secret
 FROM due
-JOIN webhook_endpoints e ON e.id = due.endpoint_id
 WHERE pg_try_advisory_lock($1::int, (due.id & 2147483647)::int)
 LIMIT $2
 `
@@ -50,6 +50,8 @@ type WebhookDeliveryClaimRow struct {
 // are sent again (at least once). A delivery locked by another dispatcher is skipped. Due is by the
 // later of the service's clock and the database's (new rows are stamped with the latter). The
 // candidates are materialized first so that the lock is tried only on rows the round takes.
+// Nothing but the lock between the scan and the limit: the lock is tried row by row, as the limit
+// pulls them (the dispatcher also releases every session lock when its run ends).
 func (q *Queries) WebhookDeliveryClaim(ctx context.Context, arg WebhookDeliveryClaimParams) ([]WebhookDeliveryClaimRow, error) {
 	rows, err := q.db.Query(ctx, webhookDeliveryClaim,
 		arg.LockClass,
@@ -219,6 +221,15 @@ type WebhookDeliveryUnlockParams struct {
 
 func (q *Queries) WebhookDeliveryUnlock(ctx context.Context, arg WebhookDeliveryUnlockParams) error {
 	_, err := q.db.Exec(ctx, webhookDeliveryUnlock, arg.LockClass, arg.Ids)
+	return err
+}
+
+const webhookDeliveryUnlockAll = `-- name: WebhookDeliveryUnlockAll :exec
+SELECT pg_advisory_unlock_all()
+`
+
+func (q *Queries) WebhookDeliveryUnlockAll(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, webhookDeliveryUnlockAll)
 	return err
 }
 
