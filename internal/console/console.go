@@ -32,6 +32,7 @@ import (
 	"github.com/rebate-ledger/rebate/internal/auth"
 	"github.com/rebate-ledger/rebate/internal/campaign"
 	"github.com/rebate-ledger/rebate/internal/clock"
+	"github.com/rebate-ledger/rebate/internal/httpapi"
 	"github.com/rebate-ledger/rebate/internal/notify"
 	"github.com/rebate-ledger/rebate/internal/rebate"
 	"github.com/rebate-ledger/rebate/internal/store"
@@ -284,7 +285,7 @@ func (c *Console) review(ec echo.Context) error {
 // failed shows a refusal (a business error) on a page of its own; anything else is the server's.
 func (c *Console) failed(ec echo.Context, err error) error {
 	if e := apperr.As(err); e != nil {
-		return c.render(ec, http.StatusUnprocessableEntity, "error.html", map[string]any{"Code": e.Code, "Detail": e.Detail})
+		return c.render(ec, httpapi.StatusOf(e.Code), "error.html", map[string]any{"Code": e.Code, "Detail": e.Detail})
 	}
 	return err
 }

@@ -303,4 +303,18 @@ func TestTheReadOnlyPages(t *testing.T) {
 		require.Contains(t, page, want, path)
 		require.NotContains(t, page, "Cut a payout batch", "an auditor sees no operator forms")
 	}
+	for path, want := range map[string]int{
+		"/console/report?from=yesterday":                                    http.StatusBadRequest,
+		"/console/leaderboard?to=2026-13-01":                                http.StatusBadRequest,
+		"/console/leaderboard?metric=richest":                               http.StatusBadRequest,
+		"/console/report?from=2026-12-01T00:00:00Z&to=2026-11-01T00:00:00Z": http.StatusBadRequest,
+		"/console/webhooks/nope":                                            http.StatusNotFound,
+		"/console/batches/nope":                                             http.StatusNotFound,
+	} {
+		resp, err := aud.Get(b.srv.URL + path)
+		require.NoError(t, err)
+		page := readAll(t, resp)
+		require.Equal(t, want, resp.StatusCode, path)
+		require.Contains(t, page, `id="error"`, path)
+	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/rebate-ledger/rebate/internal/apperr"
 	"github.com/rebate-ledger/rebate/internal/campaign"
 	"github.com/rebate-ledger/rebate/internal/program"
 )
@@ -56,21 +57,30 @@ func (c *Console) deliveries(ec echo.Context) error {
 	return c.render(ec, http.StatusOK, "deliveries.html", map[string]any{"Endpoint": ep, "Deliveries": ds})
 }
 
-// period reads ?from=&to= (RFC 3339), by default the last 30 days.
-func (c *Console) period(ec echo.Context) (time.Time, time.Time) {
+// period reads ?from=&to= (RFC 3339), by default the last 30 days; a value that is not a time is
+// refused, not ignored.
+func (c *Console) period(ec echo.Context) (time.Time, time.Time, error) {
 	to := c.cfg.Clock.Now()
 	from := to.Add(-30 * 24 * time.Hour)
-	if t, err := time.Parse(time.RFC3339, ec.QueryParam("from")); err == nil {
-		from = t
+	for name, t := range map[string]*time.Time{"from": &from, "to": &to} {
+		raw := ec.QueryParam(name)
+		if raw == "" {
+			continue
+		}
+		v, err := time.Parse(time.RFC3339, raw)
+		if err != nil {
+			return from, to, apperr.New(apperr.Validation, "%s must be an RFC 3339 time such as 2026-11-01T00:00:00Z", name)
+		}
+		*t = v
 	}
-	if t, err := time.Parse(time.RFC3339, ec.QueryParam("to")); err == nil {
-		to = t
-	}
-	return from, to
+	return from, to, nil
 }
 
 func (c *Console) leaderboard(ec echo.Context) error {
-	from, to := c.period(ec)
+	from, to, err := c.period(ec)
+	if err != nil {
+		return c.failed(ec, err)
+	}
 	metric := ec.QueryParam("metric")
 	if metric == "" {
 		metric = campaign.Invited
@@ -83,7 +93,13 @@ func (c *Console) leaderboard(ec echo.Context) error {
 }
 
 func (c *Console) report(ec echo.Context) error {
-	from, to := c.period(ec)
+	from, to, err := c.period(ec)
+	if err != nil {
+		return c.failed(ec, err)
+	}
+	if !to.After(from) {
+		return c.failed(ec, apperr.New(apperr.Validation, "to must be after from"))
+	}
 	rep, err := c.cfg.Engine.ProgramAnalytics(ec.Request().Context(), from, to)
 	if err != nil {
 		return c.failed(ec, err)

@@ -38,6 +38,15 @@ func validation(detail string) *Error {
 	return &Error{Status: http.StatusBadRequest, Code: string(apperr.Validation), Detail: detail}
 }
 
+// StatusOf is the HTTP status of a domain code (the API's and the console's); a code without an
+// entry is a 400.
+func StatusOf(code apperr.Code) int {
+	if status, ok := statusOf[code]; ok {
+		return status
+	}
+	return http.StatusBadRequest
+}
+
 // statusOf is the one table from the domain's codes (internal/apperr) to HTTP statuses.
 var statusOf = map[apperr.Code]int{
 	apperr.Validation:          http.StatusBadRequest,
@@ -77,11 +86,7 @@ func toProblem(err error, log *slog.Logger, reqID string) Problem {
 		}
 	default:
 		if ae := apperr.As(err); ae != nil {
-			status, ok := statusOf[ae.Code]
-			if !ok {
-				status = http.StatusBadRequest
-			}
-			e = &Error{Status: status, Code: string(ae.Code), Detail: err.Error()}
+			e = &Error{Status: StatusOf(ae.Code), Code: string(ae.Code), Detail: err.Error()}
 			limit, remaining = ae.Limit, ae.Remaining
 			break
 		}
