@@ -22,6 +22,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/shopspring/decimal"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/rebate-ledger/rebate/internal/apiclient"
 )
@@ -255,33 +256,15 @@ func (s *sim) signUps(ctx context.Context) error {
 	return nil
 }
 
-// parallel runs fn(0..n-1) on up to workers goroutines and returns the first error.
+// parallel runs fn(0..n-1) on up to workers goroutines and returns the first error (errgroup:
+// the first failure cancels the rest).
 func parallel(ctx context.Context, workers, n int, fn func(i int) error) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(workers, n) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				if err := fn(i); err != nil {
-					cancel(err)
-				}
-			}
-		}()
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(workers)
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		g.Go(func() error { return fn(i) })
 	}
-	for i := 0; i < n; i++ {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			i = n
-		}
-	}
-	close(next)
-	wg.Wait()
-	return context.Cause(ctx)
+	return g.Wait()
 }
 
 // amount draws an order amount: log-normal around 120 with a long tail, at most 20,000.
