@@ -61,13 +61,6 @@ FROM (SELECT unnest(@account_ids::bigint[]) AS account_id, unnest(@shards::small
 WHERE b.account_id = v.account_id AND b.shard = v.shard
 RETURNING b.account_id, b.shard, b.balance;
 
--- name: BalanceByCode :one
--- BalanceByCode is one account's cached balance in one currency, by code (zero if never used).
-SELECT coalesce(sum(b.balance), 0)::numeric AS balance
-FROM accounts a
-JOIN account_balances b ON b.account_id = a.id
-WHERE a.code = @code AND a.currency = @currency;
-
 -- name: BalanceVerifyAccounts :many
 -- BalanceVerifyAccounts is BalanceVerifyAll for the accounts named.
 SELECT a.id, a.code, a.currency, a.kind,
@@ -86,3 +79,12 @@ FROM accounts a
 JOIN postings p ON p.account_id = a.id AND p.recorded_at >= @from_at AND p.recorded_at < @to_at
 WHERE a.code LIKE 'platform:%' AND (@currency::text = '' OR a.currency = @currency::text)
 GROUP BY a.code, a.currency, p.side;
+
+-- name: BalanceByCodes :many
+-- BalanceByCodes is BalanceByCode for several (code, currency) pairs at once; a pair whose account
+-- was never used is absent (its balance is zero).
+SELECT a.code, a.currency, sum(b.balance)::numeric AS balance
+FROM accounts a
+JOIN account_balances b ON b.account_id = a.id
+WHERE (a.code, a.currency) IN (SELECT unnest(@codes::text[]), unnest(@currencies::text[]))
+GROUP BY a.code, a.currency;

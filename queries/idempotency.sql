@@ -15,8 +15,14 @@ WHERE scope = @scope AND key = @key;
 UPDATE idempotency_keys SET answer = @answer
 WHERE scope = @scope AND key = @key AND answer IS NULL;
 
--- name: IdempotencyInsert :exec
--- IdempotencyInsert records a request and its answer at once (DoAfterLock: the caller's lock
--- serialises duplicates, so there is no claim to take first).
+-- name: IdempotencyGetMany :many
+-- IdempotencyGetMany is IdempotencyGet for a group of keys of one scope (idem.DoManyAfterLock).
+SELECT key, request_hash, answer
+FROM idempotency_keys
+WHERE scope = @scope AND key = ANY(@keys::text[]);
+
+-- name: IdempotencyInsertMany :exec
+-- IdempotencyInsertMany records a group's requests and their answers at once (idem.DoManyAfterLock:
+-- the callers' locks serialise duplicates, so there is no claim to take first).
 INSERT INTO idempotency_keys (scope, key, request_hash, answer)
-VALUES (@scope, @key, @request_hash, @answer);
+SELECT @scope, unnest(@keys::text[]), unnest(@hashes::bytea[]), unnest(@answers::bytea[]);

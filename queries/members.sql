@@ -23,6 +23,15 @@ FROM members
 WHERE id = @id
 FOR UPDATE;
 
+-- name: MemberLockMany :many
+-- MemberLockMany locks several members' rows, sorted by id (the fixed order every transaction
+-- locks member rows in), and answers the ids found.
+SELECT id
+FROM members
+WHERE id = ANY(@ids::text[])
+ORDER BY id
+FOR UPDATE;
+
 -- name: MemberInvitedCount :one
 SELECT count(*) FROM members WHERE referrer_id = @id;
 

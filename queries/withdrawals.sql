@@ -1,12 +1,15 @@
--- name: WithdrawalInsert :execrows
--- WithdrawalInsert names its entry by key: it is sent in the same round trip as the entry's
--- statement, whose id it cannot know yet.
+-- name: WithdrawalInsertMany :execrows
+-- WithdrawalInsertMany writes a group's withdrawals, each naming its entry by key (it is sent in the
+-- same round trip as the entries' statement, whose ids it cannot know yet).
 INSERT INTO withdrawals (id, member_id, currency, amount, fee, destination, status, program_version,
                          requested_at, request_entry_id)
-SELECT @id, @member_id, @currency, @amount, @fee, @destination, @status, @program_version,
+SELECT w.id, w.member_id, w.currency, w.amount, w.fee, w.destination, w.status, @program_version,
        @requested_at, e.id
-FROM entries e
-WHERE e.idempotency_key = @entry_key::text;
+FROM (SELECT unnest(@ids::text[]) AS id, unnest(@member_ids::text[]) AS member_id,
+             unnest(@currencies::text[]) AS currency, unnest(@amounts::numeric[]) AS amount,
+             unnest(@fees::numeric[]) AS fee, unnest(@destinations::jsonb[]) AS destination,
+             unnest(@statuses::text[]) AS status, unnest(@entry_keys::text[]) AS entry_key) w
+JOIN entries e ON e.idempotency_key = w.entry_key;
 
 -- name: WithdrawalGet :one
 SELECT id, member_id, currency, amount, fee, destination, status, program_version, requested_at,
@@ -21,12 +24,11 @@ FROM withdrawals
 WHERE id = @id
 FOR UPDATE;
 
--- name: WithdrawalRecent :many
--- WithdrawalRecent lists a member's withdrawals since an instant that count toward its limits (not
--- rejected, cancelled or failed); the wallet sums those of the program's day and month.
-SELECT requested_at, amount
+-- name: WithdrawalRecentMany :many
+-- WithdrawalRecentMany is WithdrawalRecent for several members at once.
+SELECT member_id, currency, requested_at, amount
 FROM withdrawals
-WHERE member_id = @member_id AND currency = @currency AND requested_at >= @since
+WHERE member_id = ANY(@member_ids::text[]) AND requested_at >= @since
   AND status NOT IN ('rejected', 'cancelled', 'failed');
 
 -- name: WithdrawalReview :exec

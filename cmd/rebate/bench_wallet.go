@@ -41,6 +41,8 @@ func benchWalletCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	perRequest := fs.Int("results-per-request", 500, "payout results per POST /v1/payout-batches/{id}/results")
 	skipCeiling := fs.Bool("skip-ceiling", false, "do not run pgbench")
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the withdrawal phase to this file")
+	coalesceWorkers := fs.Int("coalesce-workers", 4, "the in-process server's --coalesce-workers (withdrawal requests decided together; 0: each alone)")
+	coalesceMax := fs.Int("coalesce-max", 64, "the in-process server's --coalesce-max")
 	warmup := fs.Duration("warmup", 3*time.Second, "post withdrawals this long first, unmeasured, then ANALYZE (plans and caches of a fresh database)")
 	pool, err := benchDatabase(ctx, fs, dbURL, args, concurrency, func() error {
 		if *concurrency < 1 || *members < 10 || *perRequest < 1 || *perRequest > wallet.MaxResults {
@@ -72,6 +74,9 @@ func benchWalletCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	w := wallet.New(pool, l, csvbank.Provider{})
+	if *coalesceWorkers > 0 {
+		defer w.Coalesce(*coalesceWorkers, *coalesceMax)()
+	}
 	engine := rebate.NewEngine(pool, l)
 	rc, err := jobs.NewClient(pool, l, engine, jobs.Config{Workers: true, Wallet: w, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

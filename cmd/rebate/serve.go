@@ -46,8 +46,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	shutdownTimeout := fs.Duration("shutdown-timeout", 20*time.Second, "how long to drain requests and jobs on SIGTERM")
 	sealEvery := fs.Duration("seal-every", time.Second, "how often the sealing job runs")
 	coalesceWorkers := fs.Int("coalesce-workers", envInt("REBATE_COALESCE_WORKERS", 4),
-		"transactions applying concurrent single events together; 0 applies each event in its own (env REBATE_COALESCE_WORKERS)")
-	coalesceMax := fs.Int("coalesce-max", envInt("REBATE_COALESCE_MAX", 64), "most single events one such transaction applies (env REBATE_COALESCE_MAX)")
+		"transactions applying concurrent single events together, and as many deciding concurrent withdrawal requests together; 0 gives each its own (env REBATE_COALESCE_WORKERS)")
+	coalesceMax := fs.Int("coalesce-max", envInt("REBATE_COALESCE_MAX", 64), "most single events (or withdrawal requests) one such transaction takes (env REBATE_COALESCE_MAX)")
 	logFormat := fs.String("log-format", envOr("REBATE_LOG_FORMAT", "json"), "json or text (env REBATE_LOG_FORMAT)")
 	payoutProvider := fs.String("payout-provider", envOr("REBATE_PAYOUT_PROVIDER", "csv"),
 		"csv (a bank file the operator downloads, results posted back) or simulated (SIMULATED: pays every item itself after --simulated-delay, fails accounts containing FAIL; moves no real money) (env REBATE_PAYOUT_PROVIDER)")
@@ -124,6 +124,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--payout-batch-max must be 1 to 100000, not %d", *payoutBatchMax)
 	}
 	wal := wallet.New(pool, l, provider)
+	if *coalesceWorkers > 0 && *mode != "worker" {
+		stop := wal.Coalesce(*coalesceWorkers, *coalesceMax)
+		defer stop() // after the HTTP server has drained, as for events
+	}
 	if *webhookAllowLocal {
 		log.Warn("webhooks may go to plain http and local addresses (--webhook-allow-local): for development only")
 	}

@@ -66,6 +66,9 @@ type setupOpts struct {
 	now time.Time
 	// riverUI mounts River's UI at /riverui.
 	riverUI bool
+	// alone decides each withdrawal request in its own transaction (serve --coalesce-workers 0);
+	// by default concurrent requests are grouped, as serve does.
+	alone bool
 }
 
 func setup(t *testing.T) *testBundle { return setupWith(t, setupOpts{}) }
@@ -99,6 +102,9 @@ func setupWith(t testing.TB, o setupOpts) *testBundle {
 	}
 	w := wallet.New(pool, l, o.provider)
 	w.SetClock(clk)
+	if !o.alone {
+		t.Cleanup(w.Coalesce(4, 64))
+	}
 	// Webhooks go to the tests' loopback receivers; the dispatcher reads the system clock (the
 	// outbox stamps rows with the database's).
 	dispatcher := notify.NewDispatcher(pool, notify.Options{AllowLocal: true, Timeout: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)})

@@ -101,13 +101,16 @@ func TestConcurrentWithdrawalsNeverOverdraw(t *testing.T) {
 		dailyCount int
 		accepted   int
 		refusal    string
+		alone      bool // each request in its own transaction (serve --coalesce-workers 0)
 	}{
-		{"DailyCountBinds", 3, 3, "limit_exceeded"},
-		{"BalanceBinds", 10, 5, "insufficient_funds"},
+		{"DailyCountBinds", 3, 3, "limit_exceeded", false},
+		{"BalanceBinds", 10, 5, "insufficient_funds", false},
+		{"DailyCountBindsEachAlone", 3, 3, "limit_exceeded", true},
+		{"BalanceBindsEachAlone", 10, 5, "insufficient_funds", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			b := setup(t)
+			b := setupWith(t, setupOpts{alone: tc.alone})
 			b.putProgram(t, walletProgram("UTC", fmt.Sprintf(`{"min":"10.00","max":"5000.00","daily_count":%d,"daily_amount":"10000.00",
 				"monthly_amount":"50000.00","fee_rate":"0.01","fee_min":"1.00","review_above":"2000.00"}`, tc.dailyCount)))
 			b.member(t, "m")

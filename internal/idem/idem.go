@@ -100,59 +100,112 @@ func decoded[T any](req Request, answer []byte) (T, error) {
 	return out, nil
 }
 
-// DoAfterLock is Do for requests whose duplicates a lock already serialises (a withdrawal takes
-// its member's row lock first): reads start with that lock, then the stored answer is looked up,
-// and a new request's answer is written once, with work's last writes (keep), instead of claimed
-// first and completed after. A concurrent duplicate that the lock does not serialise (the same id
-// for another member) collides on the primary key; the collision is retryable
+// Outcome is one request's answer from DoManyAfterLock: its value, whether it replays a stored
+// answer, or why it was refused.
+type Outcome[T any] struct {
+	Value    T
+	Replayed bool
+	Err      error
+}
+
+// DoManyAfterLock is Do for a group of requests of one scope decided together in one transaction,
+// whose duplicates a lock already serialises (a withdrawal takes its member's row lock first).
+// The reads start with the locks, then the stored answers of every key are looked up, in the same
+// round trip. A request answered before replays (or is an idempotency_conflict) without reaching
+// work; work decides the others (fresh, indexes into reqs, in order) and answers each with a value
+// or its own refusal. Before its first write it hands the values it accepts to keep, which writes
+// them in one statement that goes to the server with work's writes, instead of claiming each key
+// first and completing it after. Keys must be distinct (a caller splits its group at a repeat, so
+// the repeat sees the first committed). A concurrent duplicate that the locks do not serialise (the
+// same id for another member) collides on the primary key; the collision is retryable
 // (store.ErrRetryable), and the retried transaction sees the first request and answers as Do does.
-func DoAfterLock[T any](ctx context.Context, tx pgx.Tx, req Request, lockThenReads []func(q *store.Queries) error,
-	work func(keep func(T)) (T, error)) (out T, replayed bool, err error) {
-	var prev sqlc.IdempotencyGetRow
-	found := false
-	steps := append(append([]func(q *store.Queries) error(nil), lockThenReads...), func(q *store.Queries) error {
-		r, err := q.IdempotencyGet(ctx, sqlc.IdempotencyGetParams{Scope: req.Scope, Key: req.Key})
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil
+// An error from work (or from the reads) is the whole group's: the caller rolls tx back.
+func DoManyAfterLock[T any](ctx context.Context, tx pgx.Tx, reqs []Request, lockThenReads []func(q *store.Queries) error,
+	work func(fresh []int, keep func(accepted map[int]T)) (refused map[int]error, err error)) ([]Outcome[T], error) {
+	if len(reqs) == 0 {
+		return nil, nil
+	}
+	scope := reqs[0].Scope
+	keys := make([]string, len(reqs))
+	at := make(map[string]int, len(reqs))
+	for i, r := range reqs {
+		if _, dup := at[r.Key]; dup || r.Scope != scope {
+			return nil, fmt.Errorf("idem: a group needs distinct keys of one scope (%s %q)", r.Scope, r.Key)
 		}
-		prev, found = r, err == nil
+		keys[i], at[r.Key] = r.Key, i
+	}
+	var stored []sqlc.IdempotencyGetManyRow
+	steps := append(append([]func(q *store.Queries) error(nil), lockThenReads...), func(q *store.Queries) (err error) {
+		stored, err = q.IdempotencyGetMany(ctx, sqlc.IdempotencyGetManyParams{Scope: scope, Keys: keys})
 		return err
 	})
 	if err := store.Pipelined(ctx, tx, steps...); err != nil {
-		return out, false, fmt.Errorf("read %s %q: %w", req.Scope, req.Key, err)
+		return nil, fmt.Errorf("read %s: %w", scope, err)
 	}
-	if found {
-		out, err = replay[T](req, prev)
-		return out, err == nil, err
+	out := make([]Outcome[T], len(reqs))
+	answered := make([]bool, len(reqs))
+	for _, prev := range stored {
+		i := at[prev.Key]
+		v, err := replay[T](reqs[i], sqlc.IdempotencyGetRow{RequestHash: prev.RequestHash, Answer: prev.Answer})
+		out[i], answered[i] = Outcome[T]{Value: v, Replayed: err == nil, Err: err}, true
 	}
-	var kept []byte
+	var fresh []int
+	for i := range reqs {
+		if !answered[i] {
+			fresh = append(fresh, i)
+		}
+	}
+	if len(fresh) == 0 {
+		return out, nil
+	}
+	kept := map[int][]byte{}
 	var keptDone func() error
 	var keepErr error
-	keep := func(v T) {
-		if kept, keepErr = json.Marshal(v); keepErr != nil {
-			return
+	keep := func(accepted map[int]T) {
+		p := sqlc.IdempotencyInsertManyParams{Scope: scope}
+		for _, i := range fresh {
+			v, ok := accepted[i]
+			if !ok {
+				continue
+			}
+			b, err := json.Marshal(v)
+			if err != nil {
+				keepErr = fmt.Errorf("encode answer of %s %q: %w", scope, reqs[i].Key, err)
+				return
+			}
+			kept[i] = b
+			p.Keys, p.Hashes, p.Answers = append(p.Keys, reqs[i].Key), append(p.Hashes, reqs[i].Hash), append(p.Answers, b)
 		}
-		keptDone = store.SendAhead(ctx, tx, func(q *store.Queries) error {
-			return q.IdempotencyInsert(ctx, sqlc.IdempotencyInsertParams{Scope: req.Scope, Key: req.Key, RequestHash: req.Hash, Answer: kept})
-		})
+		if len(p.Keys) > 0 {
+			keptDone = store.SendAhead(ctx, tx, func(q *store.Queries) error { return q.IdempotencyInsertMany(ctx, p) })
+		}
 	}
-	out, err = work(keep)
+	refused, err := work(fresh, keep)
 	if keptDone != nil {
-		// The answer's insert went first in its round trip: its error (a duplicate id) is the one
-		// that explains any error of the statements after it.
-		if kerr := keptDone(); kerr != nil {
-			return out, false, fmt.Errorf("record %s %q: %w", req.Scope, req.Key, store.InterpretError(kerr))
+		if kerr := keptDone(); kerr != nil && err == nil {
+			err = fmt.Errorf("record %s: %w", scope, store.InterpretError(kerr))
 		}
+	}
+	if err == nil {
+		err = keepErr
 	}
 	if err != nil {
-		return out, false, err
+		return nil, err
 	}
-	if keepErr != nil {
-		return out, false, fmt.Errorf("encode answer of %s %q: %w", req.Scope, req.Key, keepErr)
+	for _, i := range fresh {
+		if e, ok := refused[i]; ok {
+			out[i].Err = e
+			continue
+		}
+		b, ok := kept[i]
+		if !ok {
+			return nil, fmt.Errorf("%s %q: neither refused nor kept", scope, reqs[i].Key)
+		}
+		v, err := decoded[T](reqs[i], b)
+		if err != nil {
+			return nil, err
+		}
+		out[i].Value = v
 	}
-	if kept == nil {
-		return out, false, fmt.Errorf("%s %q: the work kept no answer", req.Scope, req.Key)
-	}
-	out, err = decoded[T](req, kept)
-	return out, false, err
+	return out, nil
 }

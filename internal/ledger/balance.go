@@ -259,16 +259,28 @@ func (l *Ledger) loadEntriesForSealing(ctx context.Context, tx pgx.Tx, cands []s
 	return out, nil
 }
 
-// BalanceStep is a step for store.Pipelined or store.SendAhead that reads one account's cached
-// balance in one currency into *into (zero if the account was never used), so that a caller can
-// read it in the same round trip as its other reads.
-func BalanceStep(ctx context.Context, code string, cur money.Currency, into *money.Amount) func(q *store.Queries) error {
+// BalancesStep is a step for store.Pipelined or store.SendAhead that reads the cached balances of
+// several accounts, codes[i] in curs[i] into into[i] (zero for an account never used), so that a
+// caller can read them in the same round trip as its other reads.
+func BalancesStep(ctx context.Context, codes []string, curs []money.Currency, into []money.Amount) func(q *store.Queries) error {
 	return func(q *store.Queries) error {
-		d, err := q.BalanceByCode(ctx, sqlc.BalanceByCodeParams{Code: code, Currency: string(cur)})
-		if err != nil {
-			return fmt.Errorf("balance of %s: %w", code, err)
+		p := sqlc.BalanceByCodesParams{Codes: codes, Currencies: make([]string, len(curs))}
+		for i, c := range curs {
+			p.Currencies[i] = string(c)
 		}
-		*into, err = money.New(d, cur)
-		return err
+		rows, err := q.BalanceByCodes(ctx, p)
+		if err != nil {
+			return fmt.Errorf("balances of %d accounts: %w", len(codes), err)
+		}
+		found := make(map[accountKey]decimal.Decimal, len(rows))
+		for _, r := range rows {
+			found[accountKey{r.Code, money.Currency(r.Currency)}] = r.Balance
+		}
+		for i, code := range codes {
+			if into[i], err = money.New(found[accountKey{code, curs[i]}], curs[i]); err != nil {
+				return fmt.Errorf("balance of %s: %w", code, err)
+			}
+		}
+		return nil
 	}
 }

@@ -41,10 +41,8 @@ const maxRaceAttempts = 5
 // journal entries, the release job) commits together or not at all; an error changes nothing.
 // With Coalesce on, it shares a transaction with the events that queued beside it.
 func (e *Engine) Apply(ctx context.Context, ev Event) (EventResult, error) {
-	if c := e.coalesce.Load(); c != nil {
-		if o, ok := c.submit(ctx, ev); ok {
-			return o.Result, o.Err
-		}
+	if o, ok := e.applyCoalesced(ctx, ev); ok {
+		return o.Result, o.Err
 	}
 	out := e.ApplyBatch(ctx, []Event{ev})
 	return out[0].Result, out[0].Err

@@ -41,11 +41,10 @@ func TestCoalescerAppliesAFailedGroupOneByOne(t *testing.T) {
 	require.Error(t, outs[1].Err)
 	require.False(t, refusal(outs[0].Err), "not a refusal of one event: %v", outs[0].Err)
 
-	c := &coalescer{e: e, max: 8}
-	before := &queued{ctx: ctx, ev: event("c", broken.Add(-time.Hour)), done: make(chan Outcome, 1)}
-	after := &queued{ctx: ctx, ev: event("d", broken.Add(time.Hour)), done: make(chan Outcome, 1)}
-	c.apply([]*queued{before, after})
-	ob, oa := <-before.done, <-after.done
+	g := e.coalescer(1, 8)
+	defer g.Stop()
+	outs = g.Apply(ctx, []Event{event("c", broken.Add(-time.Hour)), event("d", broken.Add(time.Hour))})
+	ob, oa := outs[0], outs[1]
 	require.NoError(t, ob.Err, "applied alone once the group failed")
 	require.Equal(t, "applied", ob.Result.Status)
 	require.Error(t, oa.Err, "its own program is still unreadable")

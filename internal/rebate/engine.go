@@ -18,6 +18,7 @@ import (
 
 	"github.com/rebate-ledger/rebate/internal/apperr"
 	"github.com/rebate-ledger/rebate/internal/clock"
+	"github.com/rebate-ledger/rebate/internal/coalesce"
 	"github.com/rebate-ledger/rebate/internal/ledger"
 	"github.com/rebate-ledger/rebate/internal/money"
 	"github.com/rebate-ledger/rebate/internal/notify"
@@ -42,7 +43,7 @@ type Engine struct {
 	pool     *pgxpool.Pool
 	ledger   *ledger.Ledger
 	schedule Scheduler
-	coalesce atomic.Pointer[coalescer] // nil: Apply applies each event alone
+	coalesce atomic.Pointer[coalesce.Group[Event, Outcome]] // nil: Apply applies each event alone
 	clock    clock.Clock
 }
 

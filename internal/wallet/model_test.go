@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -165,12 +166,13 @@ func newBundle(t *testing.T) *bundle {
 
 // step is one thing done to the wallet; a history of steps replays into a fresh database.
 type step struct {
-	kind       string // fund, debt, request, act, cut, result, day
+	kind       string // fund, debt, request, requests, act, cut, result, day
 	id, member string
 	amount     decimal.Decimal
 	action     wallet.Action
 	item       int
 	paid       bool
+	group      []step // requests decided together (RequestMany)
 }
 
 func (b *bundle) run(ctx context.Context, s step) (apperr.Code, error) {
@@ -196,9 +198,22 @@ func (b *bundle) run(ctx context.Context, s step) (apperr.Code, error) {
 		_, err := b.ledger.PostTx(ctx, req)
 		return "", err
 	case "request":
-		_, _, err := b.wallet.Request(ctx, wallet.WithdrawalRequest{ID: s.id, MemberID: s.member, Amount: s.amount.StringFixed(2),
-			Currency: "CNY", Destination: wallet.Destination{Type: "bank", Account: "6222", Name: "x"}})
+		_, _, err := b.wallet.Request(ctx, withdrawalOf(s))
 		return code(err)
+	case "requests":
+		rs := make([]wallet.WithdrawalRequest, len(s.group))
+		for i, r := range s.group {
+			rs[i] = withdrawalOf(r)
+		}
+		var codes []string
+		for _, o := range b.wallet.RequestMany(ctx, rs) {
+			c, err := code(o.Err)
+			if err != nil {
+				return "", err
+			}
+			codes = append(codes, string(c))
+		}
+		return apperr.Code(strings.Join(codes, ",")), nil
 	case "act":
 		_, _, err := b.wallet.Act(ctx, s.id, s.action, "", "")
 		return code(err)
@@ -229,6 +244,11 @@ func (b *bundle) run(ctx context.Context, s step) (apperr.Code, error) {
 		b.clock.Advance(24 * time.Hour)
 	}
 	return "", nil
+}
+
+func withdrawalOf(s step) wallet.WithdrawalRequest {
+	return wallet.WithdrawalRequest{ID: s.id, MemberID: s.member, Amount: s.amount.StringFixed(2),
+		Currency: "CNY", Destination: wallet.Destination{Type: "bank", Account: "6222", Name: "x"}}
 }
 
 func (b *bundle) balances(ctx context.Context, members []string) map[string]string {
@@ -268,7 +288,12 @@ func TestWalletMatchesReferenceModel(t *testing.T) {
 		settled := map[int64]bool{}
 		for i := range rapid.IntRange(5, 40).Draw(rt, "steps") {
 			var s step
-			switch rapid.IntRange(0, 11).Draw(rt, "kind") {
+			request := func() step {
+				return step{kind: "request", id: fmt.Sprintf("w%d", rapid.IntRange(0, i).Draw(rt, "wid")),
+					member: rapid.SampledFrom(members).Draw(rt, "member"),
+					amount: decimal.New(int64(rapid.IntRange(500, 40000).Draw(rt, "cents")), -2)}
+			}
+			switch rapid.IntRange(0, 12).Draw(rt, "kind") {
 			case 0, 1:
 				s = step{kind: "fund", id: fmt.Sprintf("f%d", i), member: rapid.SampledFrom(members).Draw(rt, "member"),
 					amount: decimal.New(int64(rapid.IntRange(1, 60000).Draw(rt, "cents")), -2)}
@@ -276,9 +301,14 @@ func TestWalletMatchesReferenceModel(t *testing.T) {
 				s = step{kind: "debt", id: fmt.Sprintf("d%d", i), member: rapid.SampledFrom(members).Draw(rt, "member"),
 					amount: decimal.New(int64(rapid.IntRange(1, 5000).Draw(rt, "cents")), -2)}
 			case 3, 4, 5:
-				s = step{kind: "request", id: fmt.Sprintf("w%d", rapid.IntRange(0, i).Draw(rt, "wid")),
-					member: rapid.SampledFrom(members).Draw(rt, "member"),
-					amount: decimal.New(int64(rapid.IntRange(500, 40000).Draw(rt, "cents")), -2)}
+				s = request()
+			case 12:
+				// A group of requests decided together, as the coalescer sends them: each must be
+				// answered as if it came alone after the ones before it (a repeated id included).
+				s = step{kind: "requests"}
+				for range rapid.IntRange(2, 6).Draw(rt, "group") {
+					s.group = append(s.group, request())
+				}
 			case 6, 7:
 				s = step{kind: "act", id: fmt.Sprintf("w%d", rapid.IntRange(0, i).Draw(rt, "wid")),
 					action: rapid.SampledFrom([]wallet.Action{wallet.Approve, wallet.Reject, wallet.Cancel}).Draw(rt, "action")}
@@ -300,6 +330,12 @@ func TestWalletMatchesReferenceModel(t *testing.T) {
 				m.available[s.member] = m.available[s.member].Sub(s.amount)
 			case "request":
 				want = m.request(s.id, s.member, s.amount)
+			case "requests":
+				var codes []string
+				for _, r := range s.group {
+					codes = append(codes, string(m.request(r.id, r.member, r.amount)))
+				}
+				want = apperr.Code(strings.Join(codes, ","))
 			case "act":
 				want = m.act(s.id, s.action)
 			case "cut":

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -18,6 +19,7 @@ import (
 
 	"github.com/rebate-ledger/rebate/internal/apperr"
 	"github.com/rebate-ledger/rebate/internal/clock"
+	"github.com/rebate-ledger/rebate/internal/coalesce"
 	"github.com/rebate-ledger/rebate/internal/ledger"
 	"github.com/rebate-ledger/rebate/internal/money"
 	"github.com/rebate-ledger/rebate/internal/store"
@@ -48,6 +50,7 @@ type Wallet struct {
 	clock    clock.Clock
 	provider Provider
 	submit   SubmitScheduler
+	coalesce atomic.Pointer[coalesce.Group[WithdrawalRequest, RequestOutcome]] // nil: Request decides each alone
 }
 
 // New returns a wallet that pays through provider. SetSubmitScheduler must be called before

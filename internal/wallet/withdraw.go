@@ -55,54 +55,135 @@ func Windows(now time.Time, loc *time.Location) (dayStart, monthStart, until tim
 // wallet issue, so concurrent requests of one member are decided one after the other and cannot
 // both spend the same money; a refused request writes nothing. Accepted, the amount moves
 // available → withdrawing in one entry and the withdrawal waits for review (above review_above)
-// or for the next batch. The same id with the same body replays the first answer.
+// or for the next batch. The same id with the same body replays the first answer. With Coalesce
+// on, it shares a transaction with the requests that queued beside it.
 func (w *Wallet) Request(ctx context.Context, r WithdrawalRequest) (Withdrawal, bool, error) {
-	amount, err := r.validate()
-	if err != nil {
-		return Withdrawal{}, false, err
+	if g := w.coalesce.Load(); g != nil {
+		if o, ok := g.Do(ctx, r); ok {
+			return o.Value, o.Replayed, o.Err
+		}
 	}
-	now := w.clock.Now()
-	req := idem.Request{Scope: "withdrawal", Key: r.ID, Hash: idem.HashOf(struct {
+	o := w.RequestMany(ctx, []WithdrawalRequest{r})[0]
+	return o.Value, o.Replayed, o.Err
+}
+
+// RequestOutcome is one request's answer from RequestMany.
+type RequestOutcome = idem.Outcome[Withdrawal]
+
+// RequestMany decides several withdrawal requests, each exactly as Request would and in their
+// order, in one transaction with a fixed number of statements: the members are locked in one
+// statement (sorted by id), their balances, recent withdrawals and stored answers read in the same
+// round trip, then every accepted withdrawal is written with one statement per table. A request
+// sees the ones before it (a member's second request in the group finds the first's money gone and
+// its limits used); a refused request changes nothing and does not stop the others. An id that
+// comes back within the group starts a new transaction at the repeat, so the repeat replays the
+// first. When the transaction fails as a whole, every request of it answers that error.
+func (w *Wallet) RequestMany(ctx context.Context, rs []WithdrawalRequest) []RequestOutcome {
+	out := make([]RequestOutcome, len(rs))
+	var chunk []pendingRequest
+	seen := map[string]bool{}
+	flush := func() {
+		if len(chunk) > 0 {
+			w.requestChunk(ctx, chunk, out)
+		}
+		chunk = nil
+		clear(seen)
+	}
+	for i, r := range rs {
+		amount, err := r.validate()
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		if seen[r.ID] {
+			flush()
+		}
+		seen[r.ID] = true
+		chunk = append(chunk, pendingRequest{at: i, r: r, amount: amount})
+	}
+	flush()
+	return out
+}
+
+// pendingRequest is a well-formed request of a group, and where its answer goes.
+type pendingRequest struct {
+	at     int
+	r      WithdrawalRequest
+	amount money.Amount
+}
+
+func (p pendingRequest) idem() idem.Request {
+	return idem.Request{Scope: "withdrawal", Key: p.r.ID, Hash: idem.HashOf(struct {
 		Member, Amount, Currency string
 		Destination              Destination
-	}{r.MemberID, amount.String(), r.Currency, r.Destination})}
-	var out Withdrawal
-	var replayed bool
-	err = w.ledger.Transact(ctx, func(tx pgx.Tx) error {
+	}{p.r.MemberID, p.amount.String(), p.r.Currency, p.r.Destination})}
+}
+
+// requestChunk decides a group of requests with distinct ids in one transaction.
+func (w *Wallet) requestChunk(ctx context.Context, chunk []pendingRequest, out []RequestOutcome) {
+	now := w.clock.Now()
+	reqs := make([]idem.Request, len(chunk))
+	for k, p := range chunk {
+		reqs[k] = p.idem()
+	}
+	var outs []RequestOutcome
+	err := w.ledger.Transact(ctx, func(tx pgx.Tx) error {
 		rd := &requestReads{}
 		var err error
-		out, replayed, err = idem.DoAfterLock(ctx, tx, req, rd.steps(ctx, r, now), func(keep func(Withdrawal)) (Withdrawal, error) {
-			return w.request(ctx, tx, r, amount, now, rd, keep)
-		})
+		outs, err = idem.DoManyAfterLock(ctx, tx, reqs, rd.steps(ctx, chunk, now),
+			func(fresh []int, keep func(map[int]Withdrawal)) (map[int]error, error) {
+				return w.request(ctx, tx, chunk, fresh, now, rd, keep)
+			})
 		return err
 	})
-	return out, replayed, err
+	for k, p := range chunk {
+		if err != nil {
+			out[p.at] = RequestOutcome{Err: err}
+			continue
+		}
+		out[p.at] = outs[k]
+	}
 }
 
-// requestReads is everything a withdrawal's checks read, in one round trip with its stored answer if
-// any: the member's row (locked first, so the rest, the answer too, is read under the lock:
-// duplicates of one member's withdrawal are serialised by it), the program in force, the
-// available balance in the requested currency, and the member's withdrawals of the last 33 days
-// (any month of any time zone starts within them) that count toward its limits.
+// requestReads is everything a group's checks read, in one round trip with the stored answers: the
+// members' rows (locked first, so the rest, the answers too, is read under the locks: duplicates
+// of one member's withdrawal are serialised by them), the program in force, each member's
+// available balance in its request's currency, and the members' withdrawals of the last 33 days
+// (any month of any time zone starts within them) that count toward their limits.
 type requestReads struct {
-	memberFound bool
-	program     sqlc.ProgramAtRow
-	programErr  error
-	available   money.Amount
-	recent      []sqlc.WithdrawalRecentRow
+	found      map[string]bool
+	program    sqlc.ProgramAtRow
+	programErr error
+	codes      []string
+	curs       []money.Currency
+	balances   []money.Amount
+	recent     []sqlc.WithdrawalRecentManyRow
 }
 
-func (rd *requestReads) steps(ctx context.Context, r WithdrawalRequest, now time.Time) []func(q *store.Queries) error {
-	cur := money.Currency(r.Currency)
-	steps := []func(q *store.Queries) error{
+func (rd *requestReads) steps(ctx context.Context, chunk []pendingRequest, now time.Time) []func(q *store.Queries) error {
+	var members []string
+	seen := map[string]bool{}
+	for _, p := range chunk {
+		if !seen[p.r.MemberID] {
+			seen[p.r.MemberID] = true
+			members = append(members, p.r.MemberID)
+		}
+		// (An unknown currency is refused as unsupported before the balance matters.)
+		if cur := money.Currency(p.r.Currency); cur.Valid() {
+			rd.codes = append(rd.codes, ledger.MemberAccount(p.r.MemberID, "available"))
+			rd.curs = append(rd.curs, cur)
+		}
+	}
+	rd.balances = make([]money.Amount, len(rd.codes))
+	return []func(q *store.Queries) error{
 		// Generic plans for the whole transaction, as on the journal's write path: every query here
 		// is a key lookup, and planning each afresh cost more than running it.
 		func(q *store.Queries) error { return q.SessionGenericPlans(ctx) },
 		func(q *store.Queries) error {
-			_, err := q.MemberLock(ctx, r.MemberID)
-			rd.memberFound = err == nil
-			if errors.Is(err, pgx.ErrNoRows) {
-				return nil
+			ids, err := q.MemberLockMany(ctx, members)
+			rd.found = make(map[string]bool, len(ids))
+			for _, id := range ids {
+				rd.found[id] = true
 			}
 			return err
 		},
@@ -114,16 +195,24 @@ func (rd *requestReads) steps(ctx context.Context, r WithdrawalRequest, now time
 			return rd.programErr
 		},
 		func(q *store.Queries) (err error) {
-			rd.recent, err = q.WithdrawalRecent(ctx, sqlc.WithdrawalRecentParams{MemberID: r.MemberID, Currency: r.Currency,
+			rd.recent, err = q.WithdrawalRecentMany(ctx, sqlc.WithdrawalRecentManyParams{MemberIds: members,
 				Since: now.Add(-33 * 24 * time.Hour)})
 			return err
 		},
+		ledger.BalancesStep(ctx, rd.codes, rd.curs, rd.balances),
 	}
-	if cur.Valid() {
-		// (An unknown currency is refused as unsupported before the balance matters.)
-		steps = append(steps, ledger.BalanceStep(ctx, ledger.MemberAccount(r.MemberID, "available"), cur, &rd.available))
-	}
-	return steps
+}
+
+// spent is what a member's requests earlier in the group took: its recent withdrawals and its
+// available balance as the group left them.
+type spent struct {
+	recent    []used
+	available money.Amount
+}
+
+type used struct {
+	at     time.Time
+	amount decimal.Decimal
 }
 
 // validate checks the request's shape; an unknown currency is left for the program's check.
@@ -155,24 +244,112 @@ func (r WithdrawalRequest) validate() (money.Amount, error) {
 	return a, nil
 }
 
-func (w *Wallet) request(ctx context.Context, tx pgx.Tx, r WithdrawalRequest, amount money.Amount, now time.Time,
-	rd *requestReads, keep func(Withdrawal)) (Withdrawal, error) {
-	if !rd.memberFound {
-		return Withdrawal{}, apperr.New(apperr.NotFound, "no member %q", r.MemberID)
+// request decides the group's fresh requests in order, then writes the accepted ones: their stored
+// answers, entries, notes and withdrawal rows in one round trip.
+func (w *Wallet) request(ctx context.Context, tx pgx.Tx, chunk []pendingRequest, fresh []int, now time.Time,
+	rd *requestReads, keep func(map[int]Withdrawal)) (map[int]error, error) {
+	refused := map[int]error{}
+	var p program.Program
+	if rd.programErr == nil {
+		var err error
+		if p, err = program.FromStored(rd.program.Version, rd.program.EffectiveAt, rd.program.Rules); err != nil {
+			return nil, err
+		}
 	}
-	if rd.programErr != nil {
-		return Withdrawal{}, apperr.New(apperr.Validation, "no program is in force at %s", now.Format(time.RFC3339))
+	state := map[string]*spent{}
+	for i, code := range rd.codes {
+		k := code + "|" + string(rd.curs[i])
+		if state[k] == nil {
+			state[k] = &spent{available: rd.balances[i]}
+		}
 	}
-	p, err := program.FromStored(rd.program.Version, rd.program.EffectiveAt, rd.program.Rules)
+	for _, x := range rd.recent {
+		if s := state[ledger.MemberAccount(x.MemberID, "available")+"|"+x.Currency]; s != nil {
+			s.recent = append(s.recent, used{x.RequestedAt, x.Amount})
+		}
+	}
+	accepted := map[int]Withdrawal{}
+	var order []int
+	for _, k := range fresh {
+		r := chunk[k].r
+		if !rd.found[r.MemberID] {
+			refused[k] = apperr.New(apperr.NotFound, "no member %q", r.MemberID)
+			continue
+		}
+		if rd.programErr != nil {
+			refused[k] = apperr.New(apperr.Validation, "no program is in force at %s", now.Format(time.RFC3339))
+			continue
+		}
+		s := state[ledger.MemberAccount(r.MemberID, "available")+"|"+r.Currency]
+		wd, err := decide(r, chunk[k].amount, now, p, s)
+		if err != nil {
+			refused[k] = err
+			continue
+		}
+		// The next request of the same member sees this one's money gone and its limits used.
+		s.available, _ = s.available.Sub(wd.Amount)
+		s.recent = append(s.recent, used{now, wd.Amount.Decimal()})
+		accepted[k] = wd
+		order = append(order, k)
+	}
+	keep(accepted)
+	if len(order) == 0 {
+		return refused, nil
+	}
+	entries := make([]ledger.EntryRequest, len(order))
+	ins := sqlc.WithdrawalInsertManyParams{ProgramVersion: p.Version, RequestedAt: now}
+	var notes []notify.Note
+	for n, k := range order {
+		wd := accepted[k]
+		key := "withdrawal:" + wd.ID
+		entries[n] = ledger.EntryRequest{Key: key, Kind: "withdrawal", OccurredAt: now,
+			Metadata: map[string]any{"member_id": wd.MemberID, "withdrawal_id": wd.ID, "fee": wd.Fee.String()},
+			Postings: []ledger.PostingRequest{
+				{Account: ledger.MemberAccount(wd.MemberID, "available"), Side: ledger.Debit, Amount: wd.Amount},
+				{Account: ledger.MemberAccount(wd.MemberID, "withdrawing"), Side: ledger.Credit, Amount: wd.Amount},
+			}}
+		dest, err := json.Marshal(wd.Destination)
+		if err != nil {
+			return nil, fmt.Errorf("withdrawal %s destination: %w", wd.ID, err)
+		}
+		ins.Ids, ins.MemberIds, ins.Currencies = append(ins.Ids, wd.ID), append(ins.MemberIds, wd.MemberID), append(ins.Currencies, string(wd.Amount.Currency()))
+		ins.Amounts, ins.Fees, ins.Destinations = append(ins.Amounts, wd.Amount.Decimal()), append(ins.Fees, wd.Fee.Decimal()), append(ins.Destinations, dest)
+		ins.Statuses, ins.EntryKeys = append(ins.Statuses, wd.Status), append(ins.EntryKeys, key)
+		// A withdrawal that waits for review is told as requested; one approved at once, as requested
+		// and approved.
+		notes = append(notes, note(notify.WithdrawalRequested, wd))
+		if wd.Status == Approved {
+			notes = append(notes, note(notify.WithdrawalApproved, wd))
+		}
+	}
+	// One round trip: the stored answers, the entries, the notes and the withdrawal rows (which find
+	// their entries by key).
+	_, err := w.ledger.PostManyWith(ctx, tx, entries, func() error {
+		told := notify.Ahead(ctx, tx, notes...)
+		n, err := store.New(tx).WithdrawalInsertMany(ctx, ins)
+		if err == nil && n != int64(len(order)) {
+			err = fmt.Errorf("%d of %d withdrawals found their entries", n, len(order))
+		}
+		if err := told(); err != nil {
+			return err
+		}
+		return err
+	})
 	if err != nil {
-		return Withdrawal{}, err
+		return nil, fmt.Errorf("write %d withdrawals: %w", len(order), err)
 	}
+	return refused, nil
+}
+
+// decide checks one request against the program and what its member has, in the order of the
+// wallet issue, and answers the withdrawal it would write.
+func decide(r WithdrawalRequest, amount money.Amount, now time.Time, p program.Program, s *spent) (Withdrawal, error) {
 	rules := p.Rules.Withdrawal
 	cur := p.Rules.Currency
-	if money.Currency(r.Currency) != cur {
+	if money.Currency(r.Currency) != cur || s == nil {
 		return Withdrawal{}, apperr.New(apperr.UnsupportedCurrency, "the program pays out in %s, not %q", cur, r.Currency)
 	}
-	available := rd.available
+	available := s.available
 	if available.IsNegative() {
 		return Withdrawal{}, apperr.New(apperr.OutstandingDebt, "the member owes %s %s from clawbacks; withdrawals wait until releases repay it", available.Neg(), cur)
 	}
@@ -191,14 +368,14 @@ func (w *Wallet) request(ctx context.Context, tx pgx.Tx, r WithdrawalRequest, am
 		DayCount               int
 		DayAmount, MonthAmount decimal.Decimal
 	}
-	for _, x := range rd.recent {
-		if x.RequestedAt.Before(monthStart) || !x.RequestedAt.Before(until) {
+	for _, x := range s.recent {
+		if x.at.Before(monthStart) || !x.at.Before(until) {
 			continue
 		}
-		t.MonthAmount = t.MonthAmount.Add(x.Amount)
-		if !x.RequestedAt.Before(dayStart) {
+		t.MonthAmount = t.MonthAmount.Add(x.amount)
+		if !x.at.Before(dayStart) {
 			t.DayCount++
-			t.DayAmount = t.DayAmount.Add(x.Amount)
+			t.DayAmount = t.DayAmount.Add(x.amount)
 		}
 	}
 	if rules.DailyCount > 0 && t.DayCount >= rules.DailyCount {
@@ -229,40 +406,8 @@ func (w *Wallet) request(ctx context.Context, tx pgx.Tx, r WithdrawalRequest, am
 		status = PendingReview
 	}
 	net, _ := amount.Sub(fee)
-	out := Withdrawal{ID: r.ID, MemberID: r.MemberID, Amount: amount, Fee: fee, Net: net, Status: status,
-		Destination: r.Destination, RequestedAt: now, ProgramVersion: p.Version}
-	// One round trip: the stored answer, the entry, and the withdrawal row (which finds its entry by key).
-	keep(out)
-	key := "withdrawal:" + r.ID
-	dest, _ := json.Marshal(r.Destination)
-	_, err = w.ledger.PostManyWith(ctx, tx, []ledger.EntryRequest{{Key: key, Kind: "withdrawal", OccurredAt: now,
-		Metadata: map[string]any{"member_id": r.MemberID, "withdrawal_id": r.ID, "fee": fee.String()},
-		Postings: []ledger.PostingRequest{
-			{Account: ledger.MemberAccount(r.MemberID, "available"), Side: ledger.Debit, Amount: amount},
-			{Account: ledger.MemberAccount(r.MemberID, "withdrawing"), Side: ledger.Credit, Amount: amount},
-		}}}, func() error {
-		// A withdrawal that waits for review is told as requested; one approved at once, as requested
-		// and approved.
-		notes := []notify.Note{note(notify.WithdrawalRequested, out)}
-		if out.Status == Approved {
-			notes = append(notes, note(notify.WithdrawalApproved, out))
-		}
-		told := notify.Ahead(ctx, tx, notes...)
-		n, err := store.New(tx).WithdrawalInsert(ctx, sqlc.WithdrawalInsertParams{ID: r.ID, MemberID: r.MemberID, Currency: string(cur),
-			Amount: amount.Decimal(), Fee: fee.Decimal(), Destination: dest, Status: status, ProgramVersion: p.Version,
-			RequestedAt: now, EntryKey: key})
-		if err == nil && n != 1 {
-			err = fmt.Errorf("withdrawal %s: its entry %s was not found", r.ID, key)
-		}
-		if err := told(); err != nil {
-			return err
-		}
-		return err
-	})
-	if err != nil {
-		return Withdrawal{}, fmt.Errorf("write withdrawal %s: %w", r.ID, err)
-	}
-	return out, nil
+	return Withdrawal{ID: r.ID, MemberID: r.MemberID, Amount: amount, Fee: fee, Net: net, Status: status,
+		Destination: r.Destination, RequestedAt: now, ProgramVersion: p.Version}, nil
 }
 
 // encodeCursor and decodeCursor make the opaque list cursor: the last row's (requested_at, id).

@@ -72,24 +72,45 @@ func (q *Queries) BalanceAsOf(ctx context.Context, arg BalanceAsOfParams) (decim
 	return debit_minus_credit, err
 }
 
-const balanceByCode = `-- name: BalanceByCode :one
-SELECT coalesce(sum(b.balance), 0)::numeric AS balance
+const balanceByCodes = `-- name: BalanceByCodes :many
+SELECT a.code, a.currency, sum(b.balance)::numeric AS balance
 FROM accounts a
 JOIN account_balances b ON b.account_id = a.id
-WHERE a.code = $1 AND a.currency = $2
+WHERE (a.code, a.currency) IN (SELECT unnest($1::text[]), unnest($2::text[]))
+GROUP BY a.code, a.currency
 `
 
-type BalanceByCodeParams struct {
-	Code     string
-	Currency string
+type BalanceByCodesParams struct {
+	Codes      []string
+	Currencies []string
 }
 
-// BalanceByCode is one account's cached balance in one currency, by code (zero if never used).
-func (q *Queries) BalanceByCode(ctx context.Context, arg BalanceByCodeParams) (decimal.Decimal, error) {
-	row := q.db.QueryRow(ctx, balanceByCode, arg.Code, arg.Currency)
-	var balance decimal.Decimal
-	err := row.Scan(&balance)
-	return balance, err
+type BalanceByCodesRow struct {
+	Code     string
+	Currency string
+	Balance  decimal.Decimal
+}
+
+// BalanceByCodes is BalanceByCode for several (code, currency) pairs at once; a pair whose account
+// was never used is absent (its balance is zero).
+func (q *Queries) BalanceByCodes(ctx context.Context, arg BalanceByCodesParams) ([]BalanceByCodesRow, error) {
+	rows, err := q.db.Query(ctx, balanceByCodes, arg.Codes, arg.Currencies)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []BalanceByCodesRow{}
+	for rows.Next() {
+		var i BalanceByCodesRow
+		if err := rows.Scan(&i.Code, &i.Currency, &i.Balance); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const balanceCurrent = `-- name: BalanceCurrent :one

@@ -70,26 +70,64 @@ func (q *Queries) IdempotencyGet(ctx context.Context, arg IdempotencyGetParams) 
 	return i, err
 }
 
-const idempotencyInsert = `-- name: IdempotencyInsert :exec
-INSERT INTO idempotency_keys (scope, key, request_hash, answer)
-VALUES ($1, $2, $3, $4)
+const idempotencyGetMany = `-- name: IdempotencyGetMany :many
+SELECT key, request_hash, answer
+FROM idempotency_keys
+WHERE scope = $1 AND key = ANY($2::text[])
 `
 
-type IdempotencyInsertParams struct {
-	Scope       string
+type IdempotencyGetManyParams struct {
+	Scope string
+	Keys  []string
+}
+
+type IdempotencyGetManyRow struct {
 	Key         string
 	RequestHash []byte
 	Answer      []byte
 }
 
-// IdempotencyInsert records a request and its answer at once (DoAfterLock: the caller's lock
-// serialises duplicates, so there is no claim to take first).
-func (q *Queries) IdempotencyInsert(ctx context.Context, arg IdempotencyInsertParams) error {
-	_, err := q.db.Exec(ctx, idempotencyInsert,
+// IdempotencyGetMany is IdempotencyGet for a group of keys of one scope (idem.DoManyAfterLock).
+func (q *Queries) IdempotencyGetMany(ctx context.Context, arg IdempotencyGetManyParams) ([]IdempotencyGetManyRow, error) {
+	rows, err := q.db.Query(ctx, idempotencyGetMany, arg.Scope, arg.Keys)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []IdempotencyGetManyRow{}
+	for rows.Next() {
+		var i IdempotencyGetManyRow
+		if err := rows.Scan(&i.Key, &i.RequestHash, &i.Answer); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const idempotencyInsertMany = `-- name: IdempotencyInsertMany :exec
+INSERT INTO idempotency_keys (scope, key, request_hash, answer)
+SELECT $1, unnest($2::text[]), unnest($3::bytea[]), unnest($4::bytea[])
+`
+
+type IdempotencyInsertManyParams struct {
+	Scope   string
+	Keys    []string
+	Hashes  [][]byte
+	Answers [][]byte
+}
+
+// IdempotencyInsertMany records a group's requests and their answers at once (idem.DoManyAfterLock:
+// the callers' locks serialise duplicates, so there is no claim to take first).
+func (q *Queries) IdempotencyInsertMany(ctx context.Context, arg IdempotencyInsertManyParams) error {
+	_, err := q.db.Exec(ctx, idempotencyInsertMany,
 		arg.Scope,
-		arg.Key,
-		arg.RequestHash,
-		arg.Answer,
+		arg.Keys,
+		arg.Hashes,
+		arg.Answers,
 	)
 	return err
 }

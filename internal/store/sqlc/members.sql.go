@@ -175,6 +175,36 @@ func (q *Queries) MemberLockBuyers(ctx context.Context, ids []string) ([]MemberL
 	return items, nil
 }
 
+const memberLockMany = `-- name: MemberLockMany :many
+SELECT id
+FROM members
+WHERE id = ANY($1::text[])
+ORDER BY id
+FOR UPDATE
+`
+
+// MemberLockMany locks several members' rows, sorted by id (the fixed order every transaction
+// locks member rows in), and answers the ids found.
+func (q *Queries) MemberLockMany(ctx context.Context, ids []string) ([]string, error) {
+	rows, err := q.db.Query(ctx, memberLockMany, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []string{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const memberSetCountersMany = `-- name: MemberSetCountersMany :exec
 UPDATE members m SET paid_orders = v.paid_orders, converted_invitees = v.converted_invitees
 FROM (SELECT unnest($1::text[]) AS id, unnest($2::int[]) AS paid_orders,

@@ -112,42 +112,45 @@ func (q *Queries) WithdrawalInFlightTotals(ctx context.Context) ([]WithdrawalInF
 	return items, nil
 }
 
-const withdrawalInsert = `-- name: WithdrawalInsert :execrows
+const withdrawalInsertMany = `-- name: WithdrawalInsertMany :execrows
 INSERT INTO withdrawals (id, member_id, currency, amount, fee, destination, status, program_version,
                          requested_at, request_entry_id)
-SELECT $1, $2, $3, $4, $5, $6, $7, $8,
-       $9, e.id
-FROM entries e
-WHERE e.idempotency_key = $10::text
+SELECT w.id, w.member_id, w.currency, w.amount, w.fee, w.destination, w.status, $1,
+       $2, e.id
+FROM (SELECT unnest($3::text[]) AS id, unnest($4::text[]) AS member_id,
+             unnest($5::text[]) AS currency, unnest($6::numeric[]) AS amount,
+             unnest($7::numeric[]) AS fee, unnest($8::jsonb[]) AS destination,
+             unnest($9::text[]) AS status, unnest($10::text[]) AS entry_key) w
+JOIN entries e ON e.idempotency_key = w.entry_key
 `
 
-type WithdrawalInsertParams struct {
-	ID             string
-	MemberID       string
-	Currency       string
-	Amount         decimal.Decimal
-	Fee            decimal.Decimal
-	Destination    []byte
-	Status         string
+type WithdrawalInsertManyParams struct {
 	ProgramVersion int64
 	RequestedAt    time.Time
-	EntryKey       string
+	Ids            []string
+	MemberIds      []string
+	Currencies     []string
+	Amounts        []decimal.Decimal
+	Fees           []decimal.Decimal
+	Destinations   [][]byte
+	Statuses       []string
+	EntryKeys      []string
 }
 
-// WithdrawalInsert names its entry by key: it is sent in the same round trip as the entry's
-// statement, whose id it cannot know yet.
-func (q *Queries) WithdrawalInsert(ctx context.Context, arg WithdrawalInsertParams) (int64, error) {
-	result, err := q.db.Exec(ctx, withdrawalInsert,
-		arg.ID,
-		arg.MemberID,
-		arg.Currency,
-		arg.Amount,
-		arg.Fee,
-		arg.Destination,
-		arg.Status,
+// WithdrawalInsertMany writes a group's withdrawals, each naming its entry by key (it is sent in the
+// same round trip as the entries' statement, whose ids it cannot know yet).
+func (q *Queries) WithdrawalInsertMany(ctx context.Context, arg WithdrawalInsertManyParams) (int64, error) {
+	result, err := q.db.Exec(ctx, withdrawalInsertMany,
 		arg.ProgramVersion,
 		arg.RequestedAt,
-		arg.EntryKey,
+		arg.Ids,
+		arg.MemberIds,
+		arg.Currencies,
+		arg.Amounts,
+		arg.Fees,
+		arg.Destinations,
+		arg.Statuses,
+		arg.EntryKeys,
 	)
 	if err != nil {
 		return 0, err
@@ -336,36 +339,41 @@ func (q *Queries) WithdrawalPaidByMember(ctx context.Context, memberID string) (
 	return items, nil
 }
 
-const withdrawalRecent = `-- name: WithdrawalRecent :many
-SELECT requested_at, amount
+const withdrawalRecentMany = `-- name: WithdrawalRecentMany :many
+SELECT member_id, currency, requested_at, amount
 FROM withdrawals
-WHERE member_id = $1 AND currency = $2 AND requested_at >= $3
+WHERE member_id = ANY($1::text[]) AND requested_at >= $2
   AND status NOT IN ('rejected', 'cancelled', 'failed')
 `
 
-type WithdrawalRecentParams struct {
-	MemberID string
-	Currency string
-	Since    time.Time
+type WithdrawalRecentManyParams struct {
+	MemberIds []string
+	Since     time.Time
 }
 
-type WithdrawalRecentRow struct {
+type WithdrawalRecentManyRow struct {
+	MemberID    string
+	Currency    string
 	RequestedAt time.Time
 	Amount      decimal.Decimal
 }
 
-// WithdrawalRecent lists a member's withdrawals since an instant that count toward its limits (not
-// rejected, cancelled or failed); the wallet sums those of the program's day and month.
-func (q *Queries) WithdrawalRecent(ctx context.Context, arg WithdrawalRecentParams) ([]WithdrawalRecentRow, error) {
-	rows, err := q.db.Query(ctx, withdrawalRecent, arg.MemberID, arg.Currency, arg.Since)
+// WithdrawalRecentMany is WithdrawalRecent for several members at once.
+func (q *Queries) WithdrawalRecentMany(ctx context.Context, arg WithdrawalRecentManyParams) ([]WithdrawalRecentManyRow, error) {
+	rows, err := q.db.Query(ctx, withdrawalRecentMany, arg.MemberIds, arg.Since)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []WithdrawalRecentRow{}
+	items := []WithdrawalRecentManyRow{}
 	for rows.Next() {
-		var i WithdrawalRecentRow
-		if err := rows.Scan(&i.RequestedAt, &i.Amount); err != nil {
+		var i WithdrawalRecentManyRow
+		if err := rows.Scan(
+			&i.MemberID,
+			&i.Currency,
+			&i.RequestedAt,
+			&i.Amount,
+		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
