@@ -122,7 +122,7 @@ func InterpretError(err error) error {
 		return fmt.Errorf("%w: %w", ErrRetryable, err)
 	case pgErr.Code == "23505" && pgErr.ConstraintName == "idempotency_keys_pkey":
 		// A request id recorded by a concurrent transaction since this one looked: running the
-		// transaction again finds it (idem.DoAfterLock).
+		// transaction again finds it (idem.DoManyAfterLock).
 		return fmt.Errorf("%w: %w", ErrRetryable, err)
 	case pgErr.ConstraintName == "entry_balanced" || pgErr.ConstraintName == "postings_same_transaction":
 		return fmt.Errorf("%w: %w", ErrUnbalanced, err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/require"
 	"pgregory.net/rapid"
@@ -134,7 +135,7 @@ type bundle struct {
 	ledger *ledger.Ledger
 	wallet *wallet.Wallet
 	clock  *clock.Manual
-	pool   interface{ Close() }
+	pool   *pgxpool.Pool
 	// items are the batch items in the order cuts made them, with their batch and withdrawal.
 	items   []int64
 	batchOf map[int64]string

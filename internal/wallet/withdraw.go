@@ -136,6 +136,14 @@ func (w *Wallet) requestChunk(ctx context.Context, chunk []pendingRequest, out [
 			})
 		return err
 	})
+	if err != nil && len(chunk) > 1 {
+		// The transaction failed as a whole, not one request: each is decided again alone, so that
+		// none fails because of a neighbour it was grouped with.
+		for _, p := range chunk {
+			w.requestChunk(ctx, []pendingRequest{p}, out)
+		}
+		return
+	}
 	for k, p := range chunk {
 		if err != nil {
 			out[p.at] = RequestOutcome{Err: err}
