@@ -87,6 +87,9 @@ func (g *Group[In, Out]) Do(ctx context.Context, in In) (out Out, ok bool) {
 	}
 }
 
+// QueueLen is how many requests wait for a worker.
+func (g *Group[In, Out]) QueueLen() int { return len(g.queue) }
+
 // Stop waits for the queued requests to be applied; Do answers ok=false from then on.
 func (g *Group[In, Out]) Stop() {
 	g.mu.Lock()
