@@ -177,8 +177,37 @@ func (w *Wallet) Batch(ctx context.Context, id string) (Batch, error) {
 	return *b, nil
 }
 
+// BatchStatus is a batch's status alone (open, submitted or completed), without its items.
+func (w *Wallet) BatchStatus(ctx context.Context, id string) (string, error) {
+	b, err := batchHeader(ctx, store.New(w.pool), id)
+	if err != nil {
+		return "", err
+	}
+	return b.Status, nil
+}
+
 func (w *Wallet) batch(ctx context.Context, db store.DBTX, id string) (*Batch, error) {
 	q := store.New(db)
+	b, err := batchHeader(ctx, q, id)
+	if err != nil {
+		return nil, err
+	}
+	items, err := q.PayoutItemsByBatch(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	for _, row := range items {
+		it, err := itemFromRow(row)
+		if err != nil {
+			return nil, err
+		}
+		b.Items = append(b.Items, it)
+	}
+	return b, nil
+}
+
+// batchHeader reads a batch's row: its totals and status, no items.
+func batchHeader(ctx context.Context, q *store.Queries, id string) (*Batch, error) {
 	row, err := q.PayoutBatchGet(ctx, id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, apperr.New(apperr.NotFound, "no payout batch %q", id)
@@ -197,17 +226,6 @@ func (w *Wallet) batch(ctx context.Context, db store.DBTX, id string) (*Batch, e
 	}
 	if b.Net, err = money.New(row.Net, c); err != nil {
 		return nil, err
-	}
-	items, err := q.PayoutItemsByBatch(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	for _, row := range items {
-		it, err := itemFromRow(row)
-		if err != nil {
-			return nil, err
-		}
-		b.Items = append(b.Items, it)
 	}
 	return b, nil
 }
