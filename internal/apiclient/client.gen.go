@@ -1363,9 +1363,11 @@ type PostMembersPointsRedemptionsJSONBody struct {
 
 // GetMembersReferralsParams defines parameters for GetMembersReferrals.
 type GetMembersReferralsParams struct {
-	Level  *GetMembersReferralsParamsLevel `form:"level,omitempty" json:"level,omitempty"`
-	Cursor *string                         `form:"cursor,omitempty" json:"cursor,omitempty"`
-	Limit  *int                            `form:"limit,omitempty" json:"limit,omitempty"`
+	Level *GetMembersReferralsParamsLevel `form:"level,omitempty" json:"level,omitempty"`
+
+	// Cursor Opaque: the next_cursor of this list's previous page. Any other value (another list's cursor included) is validation_failed.
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *int    `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
 // GetMembersReferralsParamsLevel defines parameters for GetMembersReferrals.
@@ -1374,8 +1376,10 @@ type GetMembersReferralsParamsLevel int
 // GetMembersStatementParams defines parameters for GetMembersStatement.
 type GetMembersStatementParams struct {
 	Currency *Currency `form:"currency,omitempty" json:"currency,omitempty"`
-	Cursor   *string   `form:"cursor,omitempty" json:"cursor,omitempty"`
-	Limit    *int      `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque: the next_cursor of this list's previous page. Any other value (another list's cursor included) is validation_failed.
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *int    `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
 // GetMembersStatement200JSONResponseBodyItemsKind defines parameters for GetMembersStatement.
@@ -1390,7 +1394,9 @@ type PostMembersTokensJSONBody struct {
 type GetMembersWithdrawalsParams struct {
 	Status *GetMembersWithdrawalsParamsStatus `form:"status,omitempty" json:"status,omitempty"`
 	Limit  *int                               `form:"limit,omitempty" json:"limit,omitempty"`
-	Cursor *string                            `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Cursor Opaque: the next_cursor of this list's previous page. Any other value (another list's cursor included) is validation_failed.
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
 // GetMembersWithdrawalsParamsStatus defines parameters for GetMembersWithdrawals.
@@ -1444,7 +1450,9 @@ type PutProgramParams struct {
 
 // GetReportsChecksParams defines parameters for GetReportsChecks.
 type GetReportsChecksParams struct {
-	Limit  *int    `form:"limit,omitempty" json:"limit,omitempty"`
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque: the next_cursor of this list's previous page. Any other value (another list's cursor included) is validation_failed.
 	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -1478,7 +1486,9 @@ type GetReportsTrialBalanceParams struct {
 
 // GetWebhooksParams defines parameters for GetWebhooks.
 type GetWebhooksParams struct {
-	Limit  *int    `form:"limit,omitempty" json:"limit,omitempty"`
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque: the next_cursor of this list's previous page. Any other value (another list's cursor included) is validation_failed.
 	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -1494,7 +1504,9 @@ type PostWebhooksJSONBody struct {
 type GetWebhookDeliveriesParams struct {
 	Status *GetWebhookDeliveriesParamsStatus `form:"status,omitempty" json:"status,omitempty"`
 	Limit  *int                              `form:"limit,omitempty" json:"limit,omitempty"`
-	Cursor *string                           `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Cursor Opaque: the next_cursor of this list's previous page. Any other value (another list's cursor included) is validation_failed.
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
 // GetWebhookDeliveriesParamsStatus defines parameters for GetWebhookDeliveries.
@@ -1504,7 +1516,9 @@ type GetWebhookDeliveriesParamsStatus string
 type GetWithdrawalsParams struct {
 	Status *GetWithdrawalsParamsStatus `form:"status,omitempty" json:"status,omitempty"`
 	Limit  *int                        `form:"limit,omitempty" json:"limit,omitempty"`
-	Cursor *string                     `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Cursor Opaque: the next_cursor of this list's previous page. Any other value (another list's cursor included) is validation_failed.
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
 // GetWithdrawalsParamsStatus defines parameters for GetWithdrawals.

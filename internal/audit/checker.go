@@ -16,6 +16,7 @@ import (
 	"github.com/rebate-ledger/rebate/internal/metrics"
 	"github.com/rebate-ledger/rebate/internal/money"
 	"github.com/rebate-ledger/rebate/internal/notify"
+	"github.com/rebate-ledger/rebate/internal/page"
 	"github.com/rebate-ledger/rebate/internal/store"
 	"github.com/rebate-ledger/rebate/internal/store/sqlc"
 )
@@ -187,20 +188,30 @@ func compare(bucket, what string, balances map[string]money.Amount, rows func(fu
 	return out
 }
 
-// Checks lists the checker's runs, newest first, before the run id beforeID (0: from the newest).
-func Checks(ctx context.Context, db store.DBTX, beforeID int64, limit int) ([]Check, error) {
-	rows, err := store.New(db).AuditCheckList(ctx, sqlc.AuditCheckListParams{BeforeID: beforeID, MaxRows: int32(limit)})
+// Checks lists the checker's runs, newest first, after the cursor ("" from the newest).
+func Checks(ctx context.Context, db store.DBTX, cursor string, limit int) ([]Check, string, error) {
+	beforeID, err := page.ParseInt("audit_checks", cursor)
 	if err != nil {
-		return nil, err
+		return nil, "", err
+	}
+	limit = page.Limit(limit)
+	rows, err := store.New(db).AuditCheckList(ctx, sqlc.AuditCheckListParams{BeforeID: beforeID, MaxRows: int32(limit + 1)})
+	if err != nil {
+		return nil, "", err
+	}
+	rows, more := page.Trim(rows, limit)
+	next := ""
+	if more {
+		next = page.IntCursor("audit_checks", rows[len(rows)-1].ID)
 	}
 	out := make([]Check, 0, len(rows))
 	for _, r := range rows {
 		c := Check{ID: r.ID, FromSeq: r.FromSeq, ToSeq: r.ToSeq, Entries: r.Entries, Accounts: r.Accounts, Status: r.Status,
 			StartedAt: r.StartedAt, FinishedAt: r.FinishedAt}
 		if err := json.Unmarshal(r.Violations, &c.Violations); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		out = append(out, c)
 	}
-	return out, nil
+	return out, next, nil
 }

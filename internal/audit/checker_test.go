@@ -52,7 +52,7 @@ func TestCheckerFindsWhatWasAlteredBehindTheTriggers(t *testing.T) {
 	again, err := c.Run(ctx)
 	require.NoError(t, err)
 	require.Nil(t, again, "nothing sealed since")
-	list, err := audit.Checks(ctx, pool, 0, 10)
+	list, _, err := audit.Checks(ctx, pool, "", 10)
 	require.NoError(t, err)
 	require.Len(t, list, 1)
 	require.Equal(t, ch.Violations, list[0].Violations)

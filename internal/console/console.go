@@ -247,7 +247,7 @@ func (c *Console) logout(ec echo.Context) error {
 }
 
 func (c *Console) home(ec echo.Context) error {
-	checks, err := audit.Checks(ec.Request().Context(), c.cfg.Pool, 0, 1)
+	checks, _, err := audit.Checks(ec.Request().Context(), c.cfg.Pool, "", 1)
 	if err != nil {
 		return err
 	}

@@ -63,7 +63,7 @@ func (s *server) getProgramVersions(c echo.Context) error {
 		return err
 	}
 	// Versions are few; one page always holds them all.
-	out := page[programJSON]{Items: make([]programJSON, 0, len(ps))}
+	out := pageJSON[programJSON]{Items: make([]programJSON, 0, len(ps))}
 	for _, p := range ps {
 		out.Items = append(out.Items, toProgramJSON(p))
 	}

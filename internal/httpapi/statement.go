@@ -10,7 +10,9 @@ import (
 	"github.com/rebate-ledger/rebate/internal/money"
 )
 
-type page[T any] struct {
+// pageJSON is a list's answer: a page of items and the cursor of the next page ("" on the last;
+// internal/page makes and reads cursors).
+type pageJSON[T any] struct {
 	Items      []T    `json:"items"`
 	NextCursor string `json:"next_cursor"`
 }
@@ -49,7 +51,7 @@ func (s *server) getStatement(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := page[statementLineJSON]{Items: make([]statementLineJSON, 0, len(lines)), NextCursor: next}
+	out := pageJSON[statementLineJSON]{Items: make([]statementLineJSON, 0, len(lines)), NextCursor: next}
 	for _, l := range lines {
 		out.Items = append(out.Items, statementLineJSON{PostingID: l.PostingID, EntryID: l.EntryID, OccurredAt: l.OccurredAt,
 			RecordedAt: l.RecordedAt, Kind: l.Kind, Account: l.Account, Currency: string(l.Amount.Currency()), Amount: l.Amount,
@@ -81,7 +83,7 @@ func (s *server) getReferrals(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := page[referralJSON]{Items: make([]referralJSON, 0, len(refs)), NextCursor: next}
+	out := pageJSON[referralJSON]{Items: make([]referralJSON, 0, len(refs)), NextCursor: next}
 	for _, r := range refs {
 		out.Items = append(out.Items, referralJSON{MemberID: r.MemberID, Level: r.Level, JoinedAt: r.JoinedAt, Converted: r.Converted, Earned: r.Earned})
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rebate-ledger/rebate/internal/ledger"
 	"github.com/rebate-ledger/rebate/internal/money"
+	"github.com/rebate-ledger/rebate/internal/page"
 	"github.com/rebate-ledger/rebate/internal/wallet"
 	"github.com/rebate-ledger/rebate/internal/wallet/simulated"
 )
@@ -699,12 +700,13 @@ func TestWalletRefusesBadInputAndWritesNothing(t *testing.T) {
 		{"GET", "/v1/payout-batches/ghost", ``, "not_found"},
 		{"GET", "/v1/withdrawals/ghost", ``, "not_found"},
 		{"GET", "/v1/withdrawals?cursor=garbage", ``, "validation_failed"},
+		{"GET", "/v1/withdrawals?cursor=" + page.IntCursor("statement", 1), ``, "validation_failed"}, // another list's
 		{"GET", "/v1/withdrawals?limit=0", ``, "validation_failed"},
 		{"GET", "/v1/reports/payouts?from=yesterday", ``, "validation_failed"},
 	} {
 		key := b.shop
 		if strings.Contains(tc.path, "approve") || strings.Contains(tc.path, "reject") || strings.Contains(tc.path, "payout") ||
-			tc.path == "/v1/withdrawals?cursor=garbage" || tc.path == "/v1/withdrawals?limit=0" {
+			strings.HasPrefix(tc.path, "/v1/withdrawals?") {
 			key = b.operator
 		}
 		status, body, hdr := b.do(t, tc.method, tc.path, key, tc.body)

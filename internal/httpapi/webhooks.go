@@ -30,16 +30,8 @@ func (s *server) postWebhook(c echo.Context) error {
 	return created(c, http.StatusCreated, replayed, ep)
 }
 
-func defaultLimit(c echo.Context) (int, error) {
-	limit, err := limitParam(c)
-	if limit == 0 {
-		limit = 100
-	}
-	return limit, err
-}
-
 func (s *server) getWebhooks(c echo.Context) error {
-	limit, err := defaultLimit(c)
+	limit, err := limitParam(c)
 	if err != nil {
 		return err
 	}
@@ -47,7 +39,7 @@ func (s *server) getWebhooks(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, page[notify.Endpoint]{Items: eps, NextCursor: next})
+	return c.JSON(http.StatusOK, pageJSON[notify.Endpoint]{Items: eps, NextCursor: next})
 }
 
 func (s *server) getWebhook(c echo.Context) error {
@@ -74,7 +66,7 @@ type deliveryJSON struct {
 }
 
 func (s *server) getWebhookDeliveries(c echo.Context) error {
-	limit, err := defaultLimit(c)
+	limit, err := limitParam(c)
 	if err != nil {
 		return err
 	}
@@ -82,7 +74,7 @@ func (s *server) getWebhookDeliveries(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := page[deliveryJSON]{Items: make([]deliveryJSON, 0, len(ds)), NextCursor: next}
+	out := pageJSON[deliveryJSON]{Items: make([]deliveryJSON, 0, len(ds)), NextCursor: next}
 	for _, d := range ds {
 		out.Items = append(out.Items, deliveryJSON{Delivery: d, Event: d.Body})
 	}

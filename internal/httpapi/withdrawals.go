@@ -99,7 +99,7 @@ func (s *server) listWithdrawals(c echo.Context, memberID string) error {
 	if err != nil {
 		return err
 	}
-	out := page[withdrawalJSON]{Items: make([]withdrawalJSON, 0, len(ws)), NextCursor: next}
+	out := pageJSON[withdrawalJSON]{Items: make([]withdrawalJSON, 0, len(ws)), NextCursor: next}
 	for _, w := range ws {
 		out.Items = append(out.Items, toWithdrawalJSON(c, w))
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/rebate-ledger/rebate/internal/apperr"
 	"github.com/rebate-ledger/rebate/internal/clock"
 	"github.com/rebate-ledger/rebate/internal/idem"
+	"github.com/rebate-ledger/rebate/internal/page"
 	"github.com/rebate-ledger/rebate/internal/store"
 	"github.com/rebate-ledger/rebate/internal/store/sqlc"
 )
@@ -216,16 +217,21 @@ func endpointFromRow(row sqlc.WebhookEndpoint) Endpoint {
 	return Endpoint{ID: row.ID, URL: row.Url, Events: row.Events, CreatedAt: row.CreatedAt, DeletedAt: row.DeletedAt}
 }
 
-// List answers live endpoints by id, after the cursor (the last id of the previous page).
+// List answers live endpoints by id, after the cursor ("" for the first page).
 func (w *Webhooks) List(ctx context.Context, cursor string, limit int) ([]Endpoint, string, error) {
-	rows, err := store.New(w.pool).WebhookEndpointList(ctx, sqlc.WebhookEndpointListParams{AfterID: cursor, MaxRows: int32(limit + 1)})
+	after, err := page.ParseString("webhooks", cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	limit = page.Limit(limit)
+	rows, err := store.New(w.pool).WebhookEndpointList(ctx, sqlc.WebhookEndpointListParams{AfterID: after, MaxRows: int32(limit + 1)})
 	if err != nil {
 		return nil, "", err
 	}
 	next := ""
-	if len(rows) > limit {
-		rows = rows[:limit]
-		next = rows[limit-1].ID
+	rows, more := page.Trim(rows, limit)
+	if more {
+		next = page.StringCursor("webhooks", rows[len(rows)-1].ID)
 	}
 	out := make([]Endpoint, len(rows))
 	for i, r := range rows {
@@ -260,8 +266,8 @@ type Delivery struct {
 	Body          []byte     `json:"-"`
 }
 
-// Deliveries answers an endpoint's deliveries, newest first, optionally of one status; the cursor
-// is the last id of the previous page.
+// Deliveries answers an endpoint's deliveries, newest first, optionally of one status, after the
+// cursor ("" for the first page).
 func (w *Webhooks) Deliveries(ctx context.Context, endpointID, status, cursor string, limit int) ([]Delivery, string, error) {
 	if _, err := w.Get(ctx, endpointID); err != nil {
 		return nil, "", err
@@ -271,23 +277,20 @@ func (w *Webhooks) Deliveries(ctx context.Context, endpointID, status, cursor st
 	default:
 		return nil, "", apperr.New(apperr.Validation, "status must be pending, delivered, dead or cancelled")
 	}
-	var before int64
-	if cursor != "" {
-		n, err := strconv.ParseInt(cursor, 10, 64)
-		if err != nil || n <= 0 {
-			return nil, "", apperr.New(apperr.Validation, "cursor is not one this service gave")
-		}
-		before = n
+	before, err := page.ParseInt("webhook_deliveries", cursor)
+	if err != nil {
+		return nil, "", err
 	}
+	limit = page.Limit(limit)
 	rows, err := store.New(w.pool).WebhookDeliveryList(ctx, sqlc.WebhookDeliveryListParams{EndpointID: endpointID,
 		Status: status, BeforeID: before, MaxRows: int32(limit + 1)})
 	if err != nil {
 		return nil, "", err
 	}
 	next := ""
-	if len(rows) > limit {
-		rows = rows[:limit]
-		next = strconv.FormatInt(rows[limit-1].ID, 10)
+	rows, more := page.Trim(rows, limit)
+	if more {
+		next = page.IntCursor("webhook_deliveries", rows[len(rows)-1].ID)
 	}
 	out := make([]Delivery, len(rows))
 	for i, r := range rows {

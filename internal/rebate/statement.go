@@ -9,6 +9,7 @@ import (
 
 	"github.com/rebate-ledger/rebate/internal/ledger"
 	"github.com/rebate-ledger/rebate/internal/money"
+	"github.com/rebate-ledger/rebate/internal/page"
 	"github.com/rebate-ledger/rebate/internal/program"
 	"github.com/rebate-ledger/rebate/internal/store"
 	"github.com/rebate-ledger/rebate/internal/store/sqlc"
@@ -27,11 +28,8 @@ type StatementLine struct {
 	OrderID      string
 }
 
-// MaxPage is the largest page a list returns.
-const MaxPage = 500
-
 // Statement lists postings on the member's held, available and withdrawing accounts in posting
-// order, after the cursor (a posting id; "" for the start), optionally in one currency.
+// order, after the cursor (page.IntCursor of a posting id; "" for the start), optionally in one currency.
 func (e *Engine) Statement(ctx context.Context, memberID, currency, cursor string, limit int) ([]StatementLine, string, error) {
 	if _, err := e.GetMember(ctx, memberID); err != nil {
 		return nil, "", err
@@ -41,11 +39,11 @@ func (e *Engine) Statement(ctx context.Context, memberID, currency, cursor strin
 			return nil, "", fmt.Errorf("%w: %v", ErrValidation, err)
 		}
 	}
-	after, err := parseCursor(cursor)
+	after, err := page.ParseInt("statement", cursor)
 	if err != nil {
 		return nil, "", err
 	}
-	limit = clampLimit(limit)
+	limit = page.Limit(limit)
 	rows, err := store.New(e.pool).StatementPage(ctx, sqlc.StatementPageParams{
 		Codes:    []string{ledger.MemberAccount(memberID, "held"), ledger.MemberAccount(memberID, "available"), ledger.MemberAccount(memberID, "withdrawing")},
 		Currency: currency, AfterID: after, MaxRows: int32(limit + 1)})
@@ -53,9 +51,9 @@ func (e *Engine) Statement(ctx context.Context, memberID, currency, cursor strin
 		return nil, "", fmt.Errorf("statement: %w", err)
 	}
 	next := ""
-	if len(rows) > limit {
-		rows = rows[:limit]
-		next = strconv.FormatInt(rows[len(rows)-1].ID, 10)
+	rows, more := page.Trim(rows, limit)
+	if more {
+		next = page.IntCursor("statement", rows[len(rows)-1].ID)
 	}
 	out := make([]StatementLine, 0, len(rows))
 	for _, r := range rows {
@@ -74,24 +72,6 @@ func (e *Engine) Statement(ctx context.Context, memberID, currency, cursor strin
 	return out, next, nil
 }
 
-func parseCursor(cursor string) (int64, error) {
-	if cursor == "" {
-		return 0, nil
-	}
-	n, err := strconv.ParseInt(cursor, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%w: cursor %q is not one this service gave out", ErrValidation, cursor)
-	}
-	return n, nil
-}
-
-func clampLimit(limit int) int {
-	if limit <= 0 {
-		return 100
-	}
-	return min(limit, MaxPage)
-}
-
 // Referral is one invitee at a level.
 type Referral struct {
 	MemberID  string
@@ -102,7 +82,7 @@ type Referral struct {
 	Earned map[string]string
 }
 
-// Referrals lists the member's invitees at one level (1 to 3), after the cursor (a member id).
+// Referrals lists the member's invitees at one level (1 to 3), after the cursor ("" for the start).
 func (e *Engine) Referrals(ctx context.Context, memberID string, level int, cursor string, limit int) ([]Referral, string, error) {
 	if level < 1 || level > program.MaxLevels {
 		return nil, "", fmt.Errorf("%w: level must be 1, 2 or 3", ErrValidation)
@@ -110,15 +90,21 @@ func (e *Engine) Referrals(ctx context.Context, memberID string, level int, curs
 	if _, err := e.GetMember(ctx, memberID); err != nil {
 		return nil, "", err
 	}
-	limit = clampLimit(limit)
-	rows, err := store.New(e.pool).ReferralPage(ctx, sqlc.ReferralPageParams{MemberID: memberID, Level: int32(level), AfterID: cursor, MaxRows: int32(limit + 1)})
+	// The cursor names the level too: a page of one level does not go on in another.
+	list := "referrals:" + strconv.Itoa(level)
+	after, err := page.ParseString(list, cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	limit = page.Limit(limit)
+	rows, err := store.New(e.pool).ReferralPage(ctx, sqlc.ReferralPageParams{MemberID: memberID, Level: int32(level), AfterID: after, MaxRows: int32(limit + 1)})
 	if err != nil {
 		return nil, "", fmt.Errorf("referrals: %w", err)
 	}
 	next := ""
-	if len(rows) > limit {
-		rows = rows[:limit]
-		next = rows[len(rows)-1].ID
+	rows, more := page.Trim(rows, limit)
+	if more {
+		next = page.StringCursor(list, rows[len(rows)-1].ID)
 	}
 	out := make([]Referral, 0, len(rows))
 	for _, r := range rows {

@@ -22,6 +22,7 @@ import (
 	"github.com/rebate-ledger/rebate/internal/coalesce"
 	"github.com/rebate-ledger/rebate/internal/ledger"
 	"github.com/rebate-ledger/rebate/internal/money"
+	"github.com/rebate-ledger/rebate/internal/page"
 	"github.com/rebate-ledger/rebate/internal/store"
 	"github.com/rebate-ledger/rebate/internal/store/sqlc"
 )
@@ -226,31 +227,33 @@ type ListFilter struct {
 	Limit    int
 }
 
+// withdrawalsList names the withdrawal lists' cursors (a member's and the review queue share
+// their order, so a cursor of one serves the other).
+const withdrawalsList = "withdrawals"
+
 // List pages through withdrawals oldest first (a member's, or every member's: the review queue).
 func (w *Wallet) List(ctx context.Context, f ListFilter) ([]Withdrawal, string, error) {
 	if f.Status != "" && !contains(Statuses, f.Status) {
 		return nil, "", apperr.New(apperr.Validation, "status must be one of %s", strings.Join(Statuses, ", "))
 	}
-	afterAt, afterID, err := decodeCursor(f.Cursor)
+	afterAt, afterID, err := page.ParseTimeID(withdrawalsList, f.Cursor)
 	if err != nil {
 		return nil, "", err
 	}
-	limit := f.Limit
-	if limit <= 0 || limit > 500 {
-		limit = 100
-	}
+	limit := page.Limit(f.Limit)
 	q := store.New(w.pool)
 	var rows []sqlc.Withdrawal
 	if f.MemberID != "" {
 		rows, err = q.WithdrawalListByMember(ctx, sqlc.WithdrawalListByMemberParams{MemberID: f.MemberID, Status: f.Status,
-			AfterAt: afterAt, AfterID: afterID, MaxRows: int32(limit)})
+			AfterAt: afterAt, AfterID: afterID, MaxRows: int32(limit + 1)})
 	} else {
 		rows, err = q.WithdrawalListByStatus(ctx, sqlc.WithdrawalListByStatusParams{Status: f.Status,
-			AfterAt: afterAt, AfterID: afterID, MaxRows: int32(limit)})
+			AfterAt: afterAt, AfterID: afterID, MaxRows: int32(limit + 1)})
 	}
 	if err != nil {
 		return nil, "", err
 	}
+	rows, more := page.Trim(rows, limit)
 	out := make([]Withdrawal, 0, len(rows))
 	for _, r := range rows {
 		wd, err := withdrawalFromRow(r)
@@ -260,9 +263,9 @@ func (w *Wallet) List(ctx context.Context, f ListFilter) ([]Withdrawal, string, 
 		out = append(out, wd)
 	}
 	next := ""
-	if len(rows) == limit {
+	if more {
 		last := rows[len(rows)-1]
-		next = encodeCursor(last.RequestedAt, last.ID)
+		next = page.TimeIDCursor(withdrawalsList, last.RequestedAt, last.ID)
 	}
 	return out, next, nil
 }

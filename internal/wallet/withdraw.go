@@ -2,11 +2,9 @@ package wallet
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -416,25 +414,4 @@ func decide(r WithdrawalRequest, amount money.Amount, now time.Time, p program.P
 	net, _ := amount.Sub(fee)
 	return Withdrawal{ID: r.ID, MemberID: r.MemberID, Amount: amount, Fee: fee, Net: net, Status: status,
 		Destination: r.Destination, RequestedAt: now, ProgramVersion: p.Version}, nil
-}
-
-// encodeCursor and decodeCursor make the opaque list cursor: the last row's (requested_at, id).
-func encodeCursor(at time.Time, id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(at.UTC().Format(time.RFC3339Nano) + "|" + id))
-}
-
-func decodeCursor(c string) (time.Time, string, error) {
-	if c == "" {
-		return time.Time{}, "", nil
-	}
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	at, id, ok := strings.Cut(string(b), "|")
-	if err != nil || !ok {
-		return time.Time{}, "", apperr.New(apperr.Validation, "cursor is not one this service gave")
-	}
-	t, err := time.Parse(time.RFC3339Nano, at)
-	if err != nil {
-		return time.Time{}, "", apperr.New(apperr.Validation, "cursor is not one this service gave")
-	}
-	return t, id, nil
 }
