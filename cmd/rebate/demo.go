@@ -1,53 +1,31 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"time"
 
+	"github.com/rebate-ledger/rebate/internal/apiclient"
 	"github.com/rebate-ledger/rebate/internal/auth"
 )
 
-// runDemo walks a withdrawal through its life over the real HTTP API, printing each step: a member
-// invites a friend, the friend's order earns the member a rebate (its hold already over), the
-// member asks for a withdrawal large enough to need review, an operator approves it, a batch is
-// cut, and the payout provider pays it. Every id is fixed, so a second `make run` replays the
-// same story instead of repeating it.
+// runDemo walks a withdrawal through its life over the real HTTP API (the generated client, as the
+// simulated shop uses it), printing each step: a member invites a friend, the friend's order earns
+// the member a rebate (its hold already over), the member asks for a withdrawal large enough to
+// need review, an operator approves it, a batch is cut, and the payout provider pays it. Every id is
+// fixed, so a second `make run` replays the same story instead of repeating it.
 func runDemo(ctx context.Context, base string, keys map[auth.Role]string, simulatedProvider bool, out io.Writer) error {
-	shop, operator := keys[auth.Shop], keys[auth.Operator]
-	call := func(method, path, key, body string) (int, map[string]any, error) {
-		req, err := http.NewRequestWithContext(ctx, method, base+path, bytes.NewBufferString(body))
-		if err != nil {
-			return 0, nil, err
-		}
-		req.Header.Set("Authorization", "Bearer "+key)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return 0, nil, err
-		}
-		defer resp.Body.Close()
-		var m map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&m)
-		return resp.StatusCode, m, nil
+	shop, err := apiclient.NewBearer(base, keys[auth.Shop], 30*time.Second)
+	if err != nil {
+		return err
+	}
+	op, err := apiclient.NewBearer(base, keys[auth.Operator], 30*time.Second)
+	if err != nil {
+		return err
 	}
 	say := func(format string, args ...any) { fmt.Fprintf(out, "demo: "+format+"\n", args...) }
-	must := func(method, path, key, body string, want ...int) (map[string]any, error) {
-		status, m, err := call(method, path, key, body)
-		if err != nil {
-			return nil, err
-		}
-		for _, w := range want {
-			if status == w {
-				return m, nil
-			}
-		}
-		return nil, fmt.Errorf("unexpected answer %d: %v", status, m)
-	}
 	wait := func(what string, done func() (bool, error)) error {
 		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); {
 			if ok, err := done(); err != nil || ok {
@@ -63,33 +41,42 @@ func runDemo(ctx context.Context, base string, keys map[auth.Role]string, simula
 	}
 
 	say("1. shop registers demo-alice, and demo-bob invited by her")
-	if _, err := must("POST", "/v1/members", shop, `{"id":"demo-alice"}`, 201); err != nil {
+	alice := "demo-alice"
+	m, err := shop.PostMembersWithResponse(ctx, apiclient.PostMembersJSONRequestBody{Id: alice})
+	if err := apiclient.Expect("register demo-alice", m, err, http.StatusCreated); err != nil {
 		return err
 	}
-	if _, err := must("POST", "/v1/members", shop, `{"id":"demo-bob","referrer_id":"demo-alice"}`, 201); err != nil {
+	m, err = shop.PostMembersWithResponse(ctx, apiclient.PostMembersJSONRequestBody{Id: "demo-bob", ReferrerId: &alice})
+	if err := apiclient.Expect("register demo-bob", m, err, http.StatusCreated); err != nil {
 		return err
 	}
-	if status, _, err := call("GET", "/v1/orders/demo-order-1", shop, ""); err != nil {
+	order, err := shop.GetOrdersOneWithResponse(ctx, "demo-order-1")
+	if err := apiclient.Expect("read demo-order-1", order, err, http.StatusOK, http.StatusNotFound); err != nil {
 		return err
-	} else if status == http.StatusNotFound {
+	}
+	if order.StatusCode() == http.StatusNotFound {
 		// Paid eight days ago: the program's seven-day hold is already over, so the release job runs at once.
-		at := time.Now().Add(-8 * 24 * time.Hour).UTC().Format(time.RFC3339)
-		say("2. demo-bob pays order demo-order-1 of 50000.00 CNY (at %s)", at)
-		if _, err := must("POST", "/v1/events", shop, `{"id":"demo-event-1","type":"order.paid","occurred_at":"`+at+
-			`","data":{"order_id":"demo-order-1","member_id":"demo-bob","amount":"50000.00","currency":"CNY"}}`, 201); err != nil {
+		at := time.Now().Add(-8 * 24 * time.Hour).UTC().Truncate(time.Second)
+		say("2. demo-bob pays order demo-order-1 of 50000.00 CNY (at %s)", at.Format(time.RFC3339))
+		var data apiclient.Event_Data
+		if err := data.FromEventData0(apiclient.EventData0{OrderId: "demo-order-1", MemberId: "demo-bob", Amount: "50000.00", Currency: "CNY"}); err != nil {
+			return err
+		}
+		ev, err := shop.PostEventsWithResponse(ctx, apiclient.Event{Id: "demo-event-1", Type: "order.paid", OccurredAt: at, Data: data})
+		if err := apiclient.Expect("post demo-event-1", ev, err, http.StatusCreated); err != nil {
 			return err
 		}
 	}
 	var available string
 	if err := wait("the hold release", func() (bool, error) {
-		m, err := must("GET", "/v1/members/demo-alice/balances", shop, "", 200)
-		if err != nil {
+		b, err := shop.GetMembersBalancesWithResponse(ctx, alice)
+		if err := apiclient.Expect("read demo-alice's balances", b, err, http.StatusOK); err != nil {
 			return false, err
 		}
-		for _, b := range m["balances"].([]any) {
-			if b := b.(map[string]any); b["currency"] == "CNY" {
-				available = fmt.Sprint(b["available"])
-				return b["held"] == "0.00", nil
+		for _, c := range b.JSON200.Balances {
+			if c.Currency == "CNY" {
+				available = c.Available
+				return c.Held == "0.00", nil
 			}
 		}
 		return false, nil
@@ -97,44 +84,56 @@ func runDemo(ctx context.Context, base string, keys map[auth.Role]string, simula
 		return err
 	}
 	say("3. the hold is over: demo-alice has %s CNY available", available)
-	w, err := must("POST", "/v1/members/demo-alice/withdrawals", shop,
-		`{"id":"demo-withdrawal-1","amount":"2100.00","currency":"CNY","destination":{"type":"alipay","account":"alice@example.com","name":"Alice"}}`, 201)
-	if err != nil {
+	w, err := shop.PostMembersWithdrawalsWithResponse(ctx, alice, apiclient.PostMembersWithdrawalsJSONRequestBody{
+		Id: "demo-withdrawal-1", Amount: "2100.00", Currency: "CNY",
+		Destination: apiclient.Destination{Type: "alipay", Account: "alice@example.com", Name: "Alice"}})
+	if err := apiclient.Expect("request demo-withdrawal-1", w, err, http.StatusCreated); err != nil {
 		return err
 	}
-	say("4. demo-alice asks to withdraw %s CNY (fee %s, net %s): %s", w["amount"], w["fee"], w["net"], w["status"])
-	if w, err = must("POST", "/v1/withdrawals/demo-withdrawal-1/approve", operator, `{"reason":"demo"}`, 200, 409); err != nil {
+	say("4. demo-alice asks to withdraw %s CNY (fee %s, net %s): %s", w.JSON201.Amount, w.JSON201.Fee, w.JSON201.Net, w.JSON201.Status)
+	reason := "demo"
+	ap, err := op.PostWithdrawalsApproveWithResponse(ctx, "demo-withdrawal-1", apiclient.PostWithdrawalsApproveJSONRequestBody{Reason: &reason})
+	// A second run finds it approved (or paid) already: 409, and the story goes on.
+	if err := apiclient.Expect("approve demo-withdrawal-1", ap, err, http.StatusOK, http.StatusConflict); err != nil {
 		return err
 	}
-	say("5. an operator approves it: %v", w["status"])
-	b, err := must("POST", "/v1/payout-batches", operator, `{"id":"demo-batch-1","currency":"CNY"}`, 200, 201)
-	if err != nil {
+	status := "approved before (409)"
+	if ap.JSON200 != nil {
+		status = string(ap.JSON200.Status)
+	}
+	say("5. an operator approves it: %s", status)
+	id := "demo-batch-1"
+	cut, err := op.PostPayoutBatchesWithResponse(ctx, apiclient.PostPayoutBatchesJSONRequestBody{Id: &id, Currency: "CNY"})
+	if err := apiclient.Expect("cut demo-batch-1", cut, err, http.StatusOK, http.StatusCreated); err != nil {
 		return err
 	}
-	batch, _ := b["batch"].(map[string]any)
-	if batch == nil {
-		return fmt.Errorf("no batch was cut: %v", b)
+	if cut.JSON201 == nil || cut.JSON201.Batch == nil {
+		return fmt.Errorf("no batch was cut: %s", cut.Body)
 	}
-	say("6. a payout batch is cut: %s with %v item(s), provider %s", batch["id"], batch["item_count"], batch["provider"])
+	batch := cut.JSON201.Batch
+	say("6. a payout batch is cut: %s with %d item(s), provider %s", batch.Id, batch.ItemCount, batch.Provider)
 	if !simulatedProvider {
-		say("7. the csv provider waits for the bank: GET /v1/payout-batches/%s?format=csv, then POST its results", batch["id"])
+		say("7. the csv provider waits for the bank: GET /v1/payout-batches/%s?format=csv, then POST its results", batch.Id)
 		return nil
 	}
+	var paid *apiclient.Withdrawal
 	if err := wait("the simulated payout", func() (bool, error) {
-		m, err := must("GET", "/v1/withdrawals/demo-withdrawal-1", operator, "", 200)
-		if err != nil {
+		g, err := op.GetWithdrawalsOneWithResponse(ctx, "demo-withdrawal-1")
+		if err := apiclient.Expect("read demo-withdrawal-1", g, err, http.StatusOK); err != nil {
 			return false, err
 		}
-		w = m
-		return m["status"] == "paid" || m["status"] == "failed", nil
+		paid = g.JSON200
+		return paid.Status == "paid" || paid.Status == "failed", nil
 	}); err != nil {
 		return err
 	}
-	say("7. the SIMULATED provider reports the payout: withdrawal %s is %s", w["id"], w["status"])
-	m, err := must("GET", "/v1/members/demo-alice/balances", shop, "", 200)
-	if err != nil {
+	say("7. the SIMULATED provider reports the payout: withdrawal %s is %s", paid.Id, paid.Status)
+	b, err := shop.GetMembersBalancesWithResponse(ctx, alice)
+	if err := apiclient.Expect("read demo-alice's balances", b, err, http.StatusOK); err != nil {
 		return err
 	}
-	say("8. demo-alice's balances now: %v", m["balances"])
+	for _, c := range b.JSON200.Balances {
+		say("8. demo-alice's %s now: available %s, held %s, withdrawing %s, paid out %s", c.Currency, c.Available, c.Held, c.Withdrawing, c.PaidOut)
+	}
 	return nil
 }

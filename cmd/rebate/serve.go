@@ -165,8 +165,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	var keys map[auth.Role]string
 	if *demo {
-		if keys, err = printDemoKeys(ctx, pool, *addr, stdout); err != nil {
+		if keys, err = demoKeys(ctx, pool); err != nil {
 			return err
+		}
+		if *mode == "worker" {
+			printDemo(stdout, "", keys)
 		}
 	}
 
@@ -197,6 +200,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Info("serving", "addr", ln.Addr().String(), "mode", *mode)
 		go func() { serveErr <- srv.Serve(ln) }()
 		if *demo {
+			printDemo(stdout, ln.Addr().String(), keys)
 			go func() {
 				if err := runDemo(ctx, "http://"+ln.Addr().String(), keys, *payoutProvider == "simulated", stdout); err != nil {
 					fmt.Fprintf(stdout, "demo: stopped: %v\n", err)
@@ -229,8 +233,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func printDemoKeys(ctx context.Context, db store.DBTX, addr string, w io.Writer) (map[auth.Role]string, error) {
-	fmt.Fprintf(w, "\nrebate ledger demo: listening on http://%s\n", addr)
+// demoKeys creates a shop, an operator and an auditor key for the demo.
+func demoKeys(ctx context.Context, db store.DBTX) (map[auth.Role]string, error) {
 	keys := map[auth.Role]string{}
 	for _, r := range []auth.Role{auth.Shop, auth.Operator, auth.Auditor} {
 		key, err := auth.CreateKey(ctx, db, r, "demo-"+string(r))
@@ -238,13 +242,23 @@ func printDemoKeys(ctx context.Context, db store.DBTX, addr string, w io.Writer)
 			return nil, err
 		}
 		keys[r] = key
-		fmt.Fprintf(w, "  %-8s key: %s\n", r, key)
-		if r == auth.Auditor {
-			fmt.Fprintf(w, "\ntry:\n  curl -s -H 'Authorization: Bearer %s' http://%s/v1/reports/trial-balance\n", key, addr)
-			fmt.Fprintf(w, "  curl -s http://%s/readyz\n\n", addr)
-		}
 	}
 	return keys, nil
+}
+
+// printDemo prints the demo's keys and, when the process serves HTTP (addr is where it listens),
+// the address and requests to try.
+func printDemo(w io.Writer, addr string, keys map[auth.Role]string) {
+	if addr != "" {
+		fmt.Fprintf(w, "\nrebate ledger demo: listening on http://%s\n", addr)
+	}
+	for _, r := range []auth.Role{auth.Shop, auth.Operator, auth.Auditor} {
+		fmt.Fprintf(w, "  %-8s key: %s\n", r, keys[r])
+	}
+	if addr != "" {
+		fmt.Fprintf(w, "\ntry:\n  curl -s -H 'Authorization: Bearer %s' http://%s/v1/reports/trial-balance\n", keys[auth.Auditor], addr)
+		fmt.Fprintf(w, "  curl -s http://%s/readyz\n\n", addr)
+	}
 }
 
 // warnSettings logs a warning for each database setting below what docs/operations.md asks for:

@@ -14,7 +14,7 @@ import (
 // balances reads a member's balances in currency c.
 func (s *sim) balances(ctx context.Context, member string, c apiclient.Currency) (available, held decimal.Decimal, err error) {
 	resp, err := s.shop.GetMembersBalancesWithResponse(ctx, member)
-	if err := answer("GET /v1/members/{id}/balances", resp, err, 200); err != nil {
+	if err := apiclient.Expect("GET /v1/members/{id}/balances", resp, err, 200); err != nil {
 		return available, held, err
 	}
 	for _, b := range resp.JSON200.Balances {
@@ -59,7 +59,7 @@ func (s *sim) redeem(ctx context.Context) error {
 		reason := "coupon"
 		resp, err := s.shop.PostMembersPointsRedemptionsWithResponse(ctx, s.members[i], apiclient.PostMembersPointsRedemptionsJSONRequestBody{
 			Id: s.members[i] + "-redeem", Points: int(pts.IntPart() / 2), Reason: &reason})
-		if err := answer("POST /v1/members/{id}/points/redemptions", resp, err, 201); err != nil {
+		if err := apiclient.Expect("POST /v1/members/{id}/points/redemptions", resp, err, 201); err != nil {
 			return err
 		}
 		s.count(&s.sum.Redemptions)
@@ -83,7 +83,7 @@ func (s *sim) withdraw(ctx context.Context) error {
 		for _, order := range []string{s.released[0], s.released[n/2], s.released[n-1]} {
 			err := waitFor(ctx, 2*time.Minute, "the release of "+order, func() (bool, error) {
 				resp, err := s.shop.GetOrdersOneWithResponse(ctx, order)
-				if err := answer("GET /v1/orders/{order_id}", resp, err, 200); err != nil {
+				if err := apiclient.Expect("GET /v1/orders/{order_id}", resp, err, 200); err != nil {
 					return false, err
 				}
 				return resp.JSON200.ReleasedAt != nil, nil
@@ -117,15 +117,15 @@ func (s *sim) withdraw(ctx context.Context) error {
 		as := s.shop
 		if i%2 == 0 {
 			tok, err := s.shop.PostMembersTokensWithResponse(ctx, m, apiclient.PostMembersTokensJSONRequestBody{})
-			if err := answer("POST /v1/members/{id}/tokens", tok, err, 201); err != nil {
+			if err := apiclient.Expect("POST /v1/members/{id}/tokens", tok, err, 201); err != nil {
 				return err
 			}
-			if as, err = client(s.cfg.URL, *tok.JSON201.Token); err != nil {
+			if as, err = apiclient.NewBearer(s.cfg.URL, *tok.JSON201.Token, 60*time.Second); err != nil {
 				return err
 			}
 		}
 		resp, err := as.PostMembersWithdrawalsWithResponse(ctx, m, req)
-		if err := answer("POST /v1/members/{id}/withdrawals", resp, err, 201, 422); err != nil {
+		if err := apiclient.Expect("POST /v1/members/{id}/withdrawals", resp, err, 201, 422); err != nil {
 			return err
 		}
 		if resp.StatusCode() == 201 {
@@ -149,7 +149,7 @@ func (s *sim) review(ctx context.Context) error {
 	var pending []apiclient.Withdrawal
 	for {
 		resp, err := s.op.GetWithdrawalsWithResponse(ctx, &apiclient.GetWithdrawalsParams{Status: &status, Limit: &limit, Cursor: cursor})
-		if err := answer("GET /v1/withdrawals", resp, err, 200); err != nil {
+		if err := apiclient.Expect("GET /v1/withdrawals", resp, err, 200); err != nil {
 			return err
 		}
 		if resp.JSON200.Items != nil {
@@ -168,7 +168,7 @@ func (s *sim) review(ctx context.Context) error {
 		if i%3 == 2 {
 			reason := "the account name does not match the member"
 			resp, err := s.op.PostWithdrawalsRejectWithResponse(ctx, w.Id, apiclient.PostWithdrawalsRejectJSONRequestBody{Reason: &reason})
-			if err := answer("POST /v1/withdrawals/{id}/reject", resp, err, 200); err != nil {
+			if err := apiclient.Expect("POST /v1/withdrawals/{id}/reject", resp, err, 200); err != nil {
 				return err
 			}
 			s.sum.Rejected++
@@ -176,7 +176,7 @@ func (s *sim) review(ctx context.Context) error {
 		}
 		reason := "checked"
 		resp, err := s.op.PostWithdrawalsApproveWithResponse(ctx, w.Id, apiclient.PostWithdrawalsApproveJSONRequestBody{Reason: &reason})
-		if err := answer("POST /v1/withdrawals/{id}/approve", resp, err, 200); err != nil {
+		if err := apiclient.Expect("POST /v1/withdrawals/{id}/approve", resp, err, 200); err != nil {
 			return err
 		}
 		s.sum.Approved++
@@ -189,7 +189,7 @@ func (s *sim) review(ctx context.Context) error {
 func (s *sim) payout(ctx context.Context) error {
 	id := s.run + "-batch"
 	resp, err := s.op.PostPayoutBatchesWithResponse(ctx, apiclient.PostPayoutBatchesJSONRequestBody{Currency: s.currency, Id: &id})
-	if err := answer("POST /v1/payout-batches", resp, err, 200, 201); err != nil {
+	if err := apiclient.Expect("POST /v1/payout-batches", resp, err, 200, 201); err != nil {
 		return err
 	}
 	if resp.StatusCode() == 200 || resp.JSON201 == nil || resp.JSON201.Batch == nil {
@@ -209,13 +209,13 @@ func (s *sim) payout(ctx context.Context) error {
 			}{ItemId: it.Id, Reference: &ref, Status: "paid"})
 		}
 		res, err := s.op.PostPayoutBatchesResultsWithResponse(ctx, batch.Id, body)
-		if err := answer("POST /v1/payout-batches/{id}/results", res, err, 200); err != nil {
+		if err := apiclient.Expect("POST /v1/payout-batches/{id}/results", res, err, 200); err != nil {
 			return err
 		}
 	}
 	return waitFor(ctx, 2*time.Minute, "the payout batch's results", func() (bool, error) {
 		b, err := s.op.GetPayoutBatchesOneWithResponse(ctx, batch.Id, nil)
-		if err := answer("GET /v1/payout-batches/{id}", b, err, 200); err != nil {
+		if err := apiclient.Expect("GET /v1/payout-batches/{id}", b, err, 200); err != nil {
 			return false, err
 		}
 		if b.JSON200.Status != "completed" {
@@ -236,7 +236,7 @@ func (s *sim) payout(ctx context.Context) error {
 func (s *sim) award(ctx context.Context) error {
 	return waitFor(ctx, s.cfg.CampaignFor+time.Minute, "the campaign's award", func() (bool, error) {
 		resp, err := s.auditor.GetCampaignsOneWithResponse(ctx, s.sum.CampaignID)
-		if err := answer("GET /v1/campaigns/{id}", resp, err, 200); err != nil {
+		if err := apiclient.Expect("GET /v1/campaigns/{id}", resp, err, 200); err != nil {
 			return false, err
 		}
 		if resp.JSON200.Status != "awarded" {
@@ -252,7 +252,7 @@ func (s *sim) award(ctx context.Context) error {
 // reports reads the program's cost and the continuous checker's latest run.
 func (s *sim) reports(ctx context.Context) error {
 	inc, err := s.auditor.GetReportsIncomeStatementWithResponse(ctx, &apiclient.GetReportsIncomeStatementParams{Currency: &s.currency})
-	if err := answer("GET /v1/reports/income-statement", inc, err, 200); err != nil {
+	if err := apiclient.Expect("GET /v1/reports/income-statement", inc, err, 200); err != nil {
 		return err
 	}
 	if inc.JSON200.Currencies != nil {
@@ -265,7 +265,7 @@ func (s *sim) reports(ctx context.Context) error {
 	limit := 1
 	return waitFor(ctx, 30*time.Second, "a run of the continuous checker", func() (bool, error) {
 		chk, err := s.auditor.GetReportsChecksWithResponse(ctx, &apiclient.GetReportsChecksParams{Limit: &limit})
-		if err := answer("GET /v1/reports/checks", chk, err, 200); err != nil {
+		if err := apiclient.Expect("GET /v1/reports/checks", chk, err, 200); err != nil {
 			return false, err
 		}
 		if chk.JSON200.Items == nil || len(*chk.JSON200.Items) == 0 {

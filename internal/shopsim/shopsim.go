@@ -13,8 +13,6 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
-	"net/http"
-	"reflect"
 	"sort"
 	"strconv"
 	"sync"
@@ -101,7 +99,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		key string
 		out **apiclient.ClientWithResponses
 	}{{cfg.ShopKey, &s.shop}, {cfg.OperatorKey, &s.op}, {cfg.AuditorKey, &s.auditor}} {
-		if *c.out, err = client(cfg.URL, c.key); err != nil {
+		if *c.out, err = apiclient.NewBearer(cfg.URL, c.key, 60*time.Second); err != nil {
 			return Summary{}, err
 		}
 	}
@@ -129,39 +127,6 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	return s.sum, nil
 }
 
-func client(url, key string) (*apiclient.ClientWithResponses, error) {
-	return apiclient.NewClientWithResponses(url, apiclient.WithHTTPClient(&http.Client{Timeout: 60 * time.Second}),
-		apiclient.WithRequestEditorFn(func(_ context.Context, req *http.Request) error {
-			req.Header.Set("Authorization", "Bearer "+key)
-			return nil
-		}))
-}
-
-// response is what every generated ...WithResponse call answers.
-type response interface{ StatusCode() int }
-
-// answer checks a response's status against the ones wanted; otherwise its body goes in the error.
-func answer(what string, resp response, err error, want ...int) error {
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	v := reflect.ValueOf(resp)
-	if v.IsNil() {
-		return fmt.Errorf("%s: no response", what)
-	}
-	status := resp.StatusCode()
-	for _, w := range want {
-		if status == w {
-			return nil
-		}
-	}
-	b := v.Elem().FieldByName("Body").Bytes()
-	if len(b) > 400 {
-		b = b[:400]
-	}
-	return fmt.Errorf("%s: answered %d: %s", what, status, b)
-}
-
 func (s *sim) bar(total int, what string) *progressbar.ProgressBar {
 	if s.cfg.Progress == nil {
 		return progressbar.DefaultSilent(int64(total))
@@ -172,7 +137,7 @@ func (s *sim) bar(total int, what string) *progressbar.ProgressBar {
 
 func (s *sim) program(ctx context.Context) error {
 	resp, err := s.op.GetProgramWithResponse(ctx)
-	if err := answer("GET /v1/program", resp, err, 200); err != nil {
+	if err := apiclient.Expect("GET /v1/program", resp, err, 200); err != nil {
 		return err
 	}
 	p := resp.JSON200
@@ -206,7 +171,7 @@ func (s *sim) campaign(ctx context.Context) error {
 		}{amount, rank + 1})
 	}
 	resp, err := s.op.PostCampaignsWithResponse(ctx, req)
-	return answer("POST /v1/campaigns", resp, err, 201)
+	return apiclient.Expect("POST /v1/campaigns", resp, err, 201)
 }
 
 // signUps grows the referral forest: a tenth of the members join on their own, the others through
@@ -242,7 +207,7 @@ func (s *sim) signUps(ctx context.Context) error {
 				req.ReferrerId = &ref
 			}
 			resp, err := s.shop.PostMembersWithResponse(ctx, req)
-			if err := answer("POST /v1/members", resp, err, 201); err != nil {
+			if err := apiclient.Expect("POST /v1/members", resp, err, 201); err != nil {
 				return err
 			}
 			_ = bar.Add(1)
@@ -355,7 +320,7 @@ func (s *sim) orders(ctx context.Context) error {
 			}
 		}
 		resp, err := s.shop.PostEventsBatchWithResponse(ctx, req)
-		if err := answer("POST /v1/events/batch", resp, err, 200); err != nil {
+		if err := apiclient.Expect("POST /v1/events/batch", resp, err, 200); err != nil {
 			return err
 		}
 		if resp.JSON200 == nil || resp.JSON200.Results == nil {
