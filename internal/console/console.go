@@ -263,11 +263,12 @@ func (c *Console) withdrawals(ec echo.Context) error {
 	if status == "" {
 		status = wallet.PendingReview
 	}
-	ws, _, err := c.cfg.Wallet.List(ec.Request().Context(), wallet.ListFilter{Status: status, Limit: 200})
+	ws, next, err := c.cfg.Wallet.List(ec.Request().Context(), wallet.ListFilter{Status: status, Cursor: ec.QueryParam("cursor")})
 	if err != nil {
-		return err
+		return c.failed(ec, err)
 	}
-	return c.render(ec, http.StatusOK, "withdrawals.html", map[string]any{"Status": status, "Withdrawals": ws, "Flash": ec.QueryParam("flash")})
+	return c.render(ec, http.StatusOK, "withdrawals.html", map[string]any{"Status": status, "Withdrawals": ws,
+		"Flash": ec.QueryParam("flash"), "Next": next})
 }
 
 func (c *Console) review(ec echo.Context) error {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -316,5 +317,47 @@ func TestTheReadOnlyPages(t *testing.T) {
 		page := readAll(t, resp)
 		require.Equal(t, want, resp.StatusCode, path)
 		require.Contains(t, page, `id="error"`, path)
+	}
+}
+
+// TestListsPageThroughEverything: a list longer than a page shows a next-page link, and following
+// it shows the rest once; a cursor the console did not give is refused.
+func TestListsPageThroughEverything(t *testing.T) {
+	b := setup(t)
+	ep, _, err := notify.NewWebhooks(b.pool, nil, true).Register(b.ctx, notify.Registration{ID: "busy-hook", URL: "http://127.0.0.1:1/h",
+		Events: []string{notify.WithdrawalApproved}})
+	require.NoError(t, err)
+	tx, err := b.pool.Begin(b.ctx)
+	require.NoError(t, err)
+	for i := range 150 {
+		require.NoError(t, notify.Write(b.ctx, tx, notify.Note{Type: notify.WithdrawalApproved, Data: map[string]int{"n": i}}))
+	}
+	require.NoError(t, tx.Commit(b.ctx))
+
+	aud := client(t)
+	require.Equal(t, http.StatusSeeOther, login(t, aud, b.srv.URL, b.auditor).StatusCode)
+	next := regexp.MustCompile(`<a id="next" href="\?status=&amp;cursor=([A-Za-z0-9_-]+)">`)
+	path, rows, pages := "/console/webhooks/"+ep.ID, 0, 0
+	for path != "" {
+		resp, err := aud.Get(b.srv.URL + path)
+		require.NoError(t, err)
+		body := readAll(t, resp)
+		require.Equal(t, http.StatusOK, resp.StatusCode, path)
+		rows += strings.Count(body, "<td>"+notify.WithdrawalApproved+"</td>")
+		pages++
+		path = ""
+		if m := next.FindStringSubmatch(body); m != nil {
+			path = "/console/webhooks/" + ep.ID + "?status=&cursor=" + m[1]
+		}
+	}
+	require.Equal(t, 150, rows, "every delivery once")
+	require.Equal(t, 2, pages, "a page of 100, then the other 50")
+
+	for _, path := range []string{"/console/webhooks/" + ep.ID + "?cursor=junk", "/console/withdrawals?cursor=junk", "/console/webhooks?cursor=junk"} {
+		resp, err := aud.Get(b.srv.URL + path)
+		require.NoError(t, err)
+		body := readAll(t, resp)
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode, path)
+		require.Contains(t, body, `id="error"`, path)
 	}
 }

@@ -38,11 +38,11 @@ func (c *Console) program(ec echo.Context) error {
 }
 
 func (c *Console) webhooks(ec echo.Context) error {
-	eps, _, err := c.cfg.Webhooks.List(ec.Request().Context(), "", 500)
+	eps, next, err := c.cfg.Webhooks.List(ec.Request().Context(), ec.QueryParam("cursor"), 0)
 	if err != nil {
-		return err
+		return c.failed(ec, err)
 	}
-	return c.render(ec, http.StatusOK, "webhooks.html", map[string]any{"Endpoints": eps})
+	return c.render(ec, http.StatusOK, "webhooks.html", map[string]any{"Endpoints": eps, "Next": next})
 }
 
 func (c *Console) deliveries(ec echo.Context) error {
@@ -50,11 +50,12 @@ func (c *Console) deliveries(ec echo.Context) error {
 	if err != nil {
 		return c.failed(ec, err)
 	}
-	ds, _, err := c.cfg.Webhooks.Deliveries(ec.Request().Context(), ep.ID, ec.QueryParam("status"), "", 200)
+	status := ec.QueryParam("status")
+	ds, next, err := c.cfg.Webhooks.Deliveries(ec.Request().Context(), ep.ID, status, ec.QueryParam("cursor"), 0)
 	if err != nil {
 		return c.failed(ec, err)
 	}
-	return c.render(ec, http.StatusOK, "deliveries.html", map[string]any{"Endpoint": ep, "Deliveries": ds})
+	return c.render(ec, http.StatusOK, "deliveries.html", map[string]any{"Endpoint": ep, "Deliveries": ds, "Status": status, "Next": next})
 }
 
 // period reads ?from=&to= (RFC 3339), by default the last 30 days; a value that is not a time is
