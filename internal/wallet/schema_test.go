@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/require"
 
 	"github.com/rebate-ledger/rebate/internal/ledger"
@@ -51,6 +52,29 @@ func TestWalletTablesRefuseWhatTheCodeNeverWrites(t *testing.T) {
 	}
 	_, err = pool.Exec(ctx, insert, "ok", "10.00", "1.00", "approved", 1, entry)
 	require.NoError(t, err)
+
+	// The scale the checks allow is the money package's, in every currency a withdrawal may be in.
+	inCurrency := `INSERT INTO withdrawals (id, member_id, currency, amount, fee, destination, status, program_version, requested_at, request_entry_id)
+		VALUES ($1, 'm', $2, $3, $4, '{"type":"bank"}', 'approved', 1, now(), $5)`
+	for _, cur := range []money.Currency{money.CNY, money.USD, money.EUR, money.JPY} {
+		unit := decimal.New(1, -int32(cur.Scale()))
+		finer := decimal.New(1, -int32(cur.Scale())-1)
+		amount, fee := decimal.NewFromInt(10).Add(unit), decimal.NewFromInt(1).Add(unit)
+		_, err := pool.Exec(ctx, inCurrency, "exact-"+string(cur), string(cur), amount, fee, entry)
+		require.NoError(t, err, cur)
+		for name, tc := range map[string]struct {
+			amount, fee decimal.Decimal
+			constraint  string
+		}{
+			"amount": {amount.Add(finer), fee, "withdrawals_amount_exact"},
+			"fee":    {amount, fee.Add(finer), "withdrawals_fee_below_amount"},
+		} {
+			_, err := pool.Exec(ctx, inCurrency, "finer-"+name+"-"+string(cur), string(cur), tc.amount, tc.fee, entry)
+			var pgErr *pgconn.PgError
+			require.ErrorAs(t, err, &pgErr, "%s %s", cur, name)
+			require.Equal(t, tc.constraint, pgErr.ConstraintName, "%s %s", cur, name)
+		}
+	}
 	for _, sql := range []string{`DELETE FROM withdrawals`, `TRUNCATE withdrawals CASCADE`, `DELETE FROM payout_items`, `DELETE FROM payout_batches`} {
 		_, err := pool.Exec(ctx, sql)
 		require.ErrorContains(t, err, "never deleted", sql)
