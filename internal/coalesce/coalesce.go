@@ -16,6 +16,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/rebate-ledger/rebate/internal/metrics"
 )
 
 // Timeout bounds one group's work, its retries included.
@@ -23,6 +25,7 @@ const Timeout = time.Minute
 
 // Group queues requests of type In and applies them in groups, answering each with an Out.
 type Group[In, Out any] struct {
+	name     string
 	apply    func(ctx context.Context, in []In) []Out
 	failed   func(Out) bool
 	max      int
@@ -40,13 +43,14 @@ type queued[In, Out any] struct {
 }
 
 // Start starts workers that apply up to max queued requests at a time with apply, which must
-// answer every request of its slice, in order. failed reports an answer that is the group's
+// answer every request of its slice, in order; name labels the groups' sizes in the metrics
+// (rebate_coalesced_group_size). failed reports an answer that is the group's
 // failure rather than the request's own (its request is then applied again alone); canceled is
 // the answer to a caller whose context ended before its answer came.
-func Start[In, Out any](workers, max int, apply func(ctx context.Context, in []In) []Out,
+func Start[In, Out any](name string, workers, max int, apply func(ctx context.Context, in []In) []Out,
 	failed func(Out) bool, canceled func(error) Out) *Group[In, Out] {
 	workers, max = atLeastOne(workers), atLeastOne(max)
-	g := &Group[In, Out]{apply: apply, failed: failed, canceled: canceled, max: max,
+	g := &Group[In, Out]{name: name, apply: apply, failed: failed, canceled: canceled, max: max,
 		queue: make(chan *queued[In, Out], workers*max)}
 	for range workers {
 		g.wg.Go(g.work)
@@ -129,6 +133,7 @@ func (g *Group[In, Out]) run(group []*queued[In, Out]) {
 	for i, q := range group {
 		ins[i] = q.in
 	}
+	metrics.Coalesced(g.name, len(ins))
 	outs := g.Apply(ctx, ins)
 	for i, o := range outs {
 		group[i].done <- o

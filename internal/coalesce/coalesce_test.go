@@ -26,7 +26,7 @@ func TestRequestsQueuedBehindAGroupAreAppliedTogether(t *testing.T) {
 	started := make(chan struct{}, 1)
 	var mu sync.Mutex
 	var groups []int
-	g := coalesce.Start(1, 8, func(_ context.Context, in []int) []answer {
+	g := coalesce.Start("test", 1, 8, func(_ context.Context, in []int) []answer {
 		started <- struct{}{}
 		<-release
 		mu.Lock()
@@ -72,7 +72,7 @@ func queued[In, Out any](g *coalesce.Group[In, Out]) int { return g.QueueLen() }
 func TestAFailedGroupIsAppliedAgainOneByOne(t *testing.T) {
 	t.Parallel()
 	var calls [][]int
-	g := coalesce.Start(1, 8, func(_ context.Context, in []int) []answer {
+	g := coalesce.Start("test", 1, 8, func(_ context.Context, in []int) []answer {
 		calls = append(calls, append([]int(nil), in...))
 		out := make([]answer, len(in))
 		for i, n := range in {
@@ -97,7 +97,7 @@ func TestACallerThatGivesUpIsAnsweredWithItsContextsError(t *testing.T) {
 	release := make(chan struct{})
 	applied := make(chan int, 2)
 	started := make(chan struct{}, 2)
-	g := coalesce.Start(1, 1, func(_ context.Context, in []int) []answer {
+	g := coalesce.Start("test", 1, 1, func(_ context.Context, in []int) []answer {
 		started <- struct{}{}
 		<-release
 		applied <- in[0]

@@ -47,11 +47,19 @@ var (
 	httpRequests = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "rebate_http_requests_total", Help: "HTTP requests by route, method and status.",
 	}, []string{"route", "method", "status"})
+	coalescedGroups = promauto.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "rebate_coalesced_group_size",
+		Help:    "Requests applied together in one transaction by the coalescer, by what they are (events, withdrawals).",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128},
+	}, []string{"what"})
 	httpLatency = promauto.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "rebate_http_request_duration_seconds", Help: "HTTP request latency by route.",
 		Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 	}, []string{"route", "method"})
 )
+
+// Coalesced observes the size of one group the coalescer applied together.
+func Coalesced(what string, n int) { coalescedGroups.WithLabelValues(what).Observe(float64(n)) }
 
 // EntriesPosted counts written (replayed false) or replayed entries.
 func EntriesPosted(replayed bool, n int) {

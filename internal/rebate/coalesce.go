@@ -22,7 +22,7 @@ func (e *Engine) Coalesce(workers, max int) (stop func()) {
 }
 
 func (e *Engine) coalescer(workers, max int) *coalesce.Group[Event, Outcome] {
-	return coalesce.Start(workers, max, e.ApplyBatch,
+	return coalesce.Start("events", workers, max, e.ApplyBatch,
 		func(o Outcome) bool { return o.Err != nil && !refusal(o.Err) },
 		func(err error) Outcome { return Outcome{Err: err} })
 }

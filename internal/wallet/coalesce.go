@@ -10,7 +10,7 @@ import (
 // whole is decided again one by one). The returned stop waits for the queued requests; Request then
 // decides each alone again. ADR 0016 has the measurements.
 func (w *Wallet) Coalesce(workers, max int) (stop func()) {
-	g := coalesce.Start(workers, max, w.RequestMany,
+	g := coalesce.Start("withdrawals", workers, max, w.RequestMany,
 		func(RequestOutcome) bool { return false }, // RequestMany retries a failed group itself
 		func(err error) RequestOutcome { return RequestOutcome{Err: err} })
 	w.coalesce.Store(g)

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/require"
 
@@ -127,6 +128,7 @@ func TestCoalescedRequestsOfOneMemberNeverOverdraw(t *testing.T) {
 	defer b.wallet.Coalesce(2, 8)()
 	b.fund(t, "a", "250.00")  // two of 100.00
 	b.fund(t, "b", "5000.00") // three a day (the program's daily count)
+	groupsBefore, requestsBefore := coalescedWithdrawals(t)
 	var wg sync.WaitGroup
 	outs := make([]wallet.RequestOutcome, 24)
 	for i := range outs {
@@ -150,4 +152,32 @@ func TestCoalescedRequestsOfOneMemberNeverOverdraw(t *testing.T) {
 	require.Equal(t, map[string]int{"a": 2, "b": 3}, accepted)
 	require.Equal(t, "50.00", b.balance(t, "a", "available"))
 	require.Equal(t, "4700.00", b.balance(t, "b", "available"))
+
+	// Every request went through the coalescer, in as many groups as the metric says (no other
+	// test of this package coalesces withdrawals).
+	groups, requests := coalescedWithdrawals(t)
+	require.EqualValues(t, len(outs), requests-requestsBefore)
+	require.LessOrEqual(t, groups-groupsBefore, uint64(len(outs)))
+	require.Positive(t, groups-groupsBefore)
+}
+
+// coalescedWithdrawals reads rebate_coalesced_group_size{what="withdrawals"}: how many groups,
+// and how many requests in all.
+func coalescedWithdrawals(t *testing.T) (groups uint64, requests float64) {
+	t.Helper()
+	families, err := prometheus.DefaultGatherer.Gather()
+	require.NoError(t, err)
+	for _, f := range families {
+		if f.GetName() != "rebate_coalesced_group_size" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "what" && l.GetValue() == "withdrawals" {
+					return m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
+				}
+			}
+		}
+	}
+	return 0, 0
 }
