@@ -75,7 +75,7 @@ type RequestOutcome = idem.Outcome[Withdrawal]
 // sees the ones before it (a member's second request in the group finds the first's money gone and
 // its limits used); a refused request changes nothing and does not stop the others. An id that
 // comes back within the group starts a new transaction at the repeat, so the repeat replays the
-// first. When the transaction fails as a whole, every request of it answers that error.
+// first. When the transaction fails as a whole, each of its requests is decided again alone.
 func (w *Wallet) RequestMany(ctx context.Context, rs []WithdrawalRequest) []RequestOutcome {
 	out := make([]RequestOutcome, len(rs))
 	var chunk []pendingRequest
@@ -175,8 +175,10 @@ func (rd *requestReads) steps(ctx context.Context, chunk []pendingRequest, now t
 			members = append(members, p.r.MemberID)
 		}
 		// (An unknown currency is refused as unsupported before the balance matters.)
-		if cur := money.Currency(p.r.Currency); cur.Valid() {
-			rd.codes = append(rd.codes, ledger.MemberAccount(p.r.MemberID, "available"))
+		code, cur := ledger.MemberAccount(p.r.MemberID, "available"), money.Currency(p.r.Currency)
+		if cur.Valid() && !seen[code+"|"+string(cur)] {
+			seen[code+"|"+string(cur)] = true
+			rd.codes = append(rd.codes, code)
 			rd.curs = append(rd.curs, cur)
 		}
 	}
@@ -262,12 +264,9 @@ func (w *Wallet) request(ctx context.Context, tx pgx.Tx, chunk []pendingRequest,
 			return nil, err
 		}
 	}
-	state := map[string]*spent{}
+	state := make(map[string]*spent, len(rd.codes)) // by available account and currency
 	for i, code := range rd.codes {
-		k := code + "|" + string(rd.curs[i])
-		if state[k] == nil {
-			state[k] = &spent{available: rd.balances[i]}
-		}
+		state[code+"|"+string(rd.curs[i])] = &spent{available: rd.balances[i]}
 	}
 	for _, x := range rd.recent {
 		if s := state[ledger.MemberAccount(x.MemberID, "available")+"|"+x.Currency]; s != nil {
